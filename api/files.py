@@ -1,0 +1,33 @@
+"""``/v1/files``: artifacts of the local-disk store, behind signed, expiring URLs.
+
+The URL itself is the capability (like a presigned S3 URL), so no API key is needed.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, request, send_file
+
+from api.errors import Problem, not_found
+from api.services import services
+from storage.objects import LocalStore
+
+bp = Blueprint("files", __name__, url_prefix="/v1/files")
+
+
+@bp.get("/<path:key>")
+def get_file(key: str) -> Response:
+    """Serve one artifact if the URL's signature is valid and unexpired."""
+    store = services().store
+    if not isinstance(store, LocalStore):
+        raise not_found("file")
+    expires = request.args.get("expires", "")
+    signature = request.args.get("signature", "")
+    if not expires.isdigit() or not store.verify(key, int(expires), signature):
+        raise Problem(403, "Forbidden", "the URL is unsigned, tampered with or expired")
+    try:
+        path = store.path(key)
+    except ValueError:
+        raise not_found("file") from None
+    if not path.is_file():
+        raise not_found("file")
+    return send_file(path, mimetype="image/png", max_age=60)

@@ -1,0 +1,3 @@
+"""genq: generative-AI work as durable asynchronous jobs."""
+
+__version__ = "0.1.0"

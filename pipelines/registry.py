@@ -1,0 +1,130 @@
+"""The model registry: which models a deployment serves, and their defaults and limits.
+
+Read from a TOML file (``GENQ_MODELS_FILE``)::
+
+    [models.tiny-sd]
+    kind = "image"          # image | text | noop
+    family = "sd"           # which pipeline builds it
+    path = "/models/tiny-sd"
+    [models.tiny-sd.defaults]
+    width = 64
+    num_inference_steps = 4
+    [models.tiny-sd.limits]
+    max_width = 256
+
+The API validates requests against it and workers load pipelines from it, so both read the
+same file. With no file, only the built-in ``noop`` model is served.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+KINDS = ("image", "text", "noop")
+FAMILIES = ("sd", "noop")
+
+
+class RegistryError(ValueError):
+    """The registry file is malformed; the message names the model and key."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    min_width: int = 8
+    max_width: int = 1024
+    min_height: int = 8
+    max_height: int = 1024
+    size_multiple: int = 8
+    max_steps: int = 150
+    max_images: int = 4
+    max_prompt_chars: int = 4000
+
+
+@dataclass(frozen=True)
+class Defaults:
+    width: int = 64
+    height: int = 64
+    num_inference_steps: int = 4
+    guidance_scale: float = 7.5
+    num_images: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    kind: str
+    family: str
+    path: str | None = None
+    defaults: Defaults = field(default_factory=Defaults)
+    limits: Limits = field(default_factory=Limits)
+
+
+NOOP = ModelSpec(name="noop", kind="noop", family="noop")
+
+
+class Registry:
+    def __init__(self, models: dict[str, ModelSpec]):
+        self._models = dict(models)
+
+    def get(self, name: str) -> ModelSpec | None:
+        return self._models.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def __iter__(self):
+        return iter(self._models.values())
+
+
+def _section(cls: type, model: str, key: str, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise RegistryError(f"models.{model}.{key} must be a table")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise RegistryError(f"models.{model}.{key}: unknown keys {sorted(unknown)}")
+    return replace(cls(), **raw)
+
+
+def parse_registry(data: dict[str, Any], base_dir: Path | None = None) -> Registry:
+    models: dict[str, ModelSpec] = {"noop": NOOP}
+    for name, raw in (data.get("models") or {}).items():
+        kind = raw.get("kind", "image")
+        family = raw.get("family", "sd")
+        if kind not in KINDS:
+            raise RegistryError(f"models.{name}.kind must be one of {KINDS}, not {kind!r}")
+        if family not in FAMILIES:
+            raise RegistryError(f"models.{name}.family must be one of {FAMILIES}, not {family!r}")
+        path = raw.get("path")
+        if family != "noop" and not path:
+            raise RegistryError(f"models.{name}.path is required for family {family!r}")
+        if path and base_dir is not None and not Path(path).is_absolute():
+            path = str((base_dir / path).resolve())
+        models[name] = ModelSpec(
+            name=name,
+            kind=kind,
+            family=family,
+            path=path,
+            defaults=_section(Defaults, name, "defaults", raw.get("defaults")),
+            limits=_section(Limits, name, "limits", raw.get("limits")),
+        )
+    return Registry(models)
+
+
+def load_registry(path: str | None) -> Registry:
+    """Load the registry file at ``path``; an empty path serves only ``noop``."""
+    if not path:
+        return Registry({"noop": NOOP})
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise RegistryError(f"models file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegistryError(f"models file {path}: {exc}") from None
+    return parse_registry(data, base_dir=file.parent)

@@ -1,0 +1,135 @@
+"""A tiny random-weight Stable Diffusion checkpoint, built locally for tests and demos.
+
+It has the real layout (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``)
+and loads through ``StableDiffusionPipeline.from_pretrained``, so the code path is the one real
+models take, without any download. The images are noise; only shapes and timings matter.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+# Latent size 8 x VAE factor 8 = 64 px, so the pipeline's default size matches the registry's.
+UNET_SAMPLE_SIZE = 8
+TEXT_DIM = 32
+VOCAB_SIZE = 1000
+MAX_TOKENS = 77
+BOS = "<|startoftext|>"
+EOS = "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> list[str]:
+    """CLIP's byte-level alphabet: 256 printable characters, one per byte, in CLIP's order."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    codes = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(c) for c in codes]
+
+
+def _write_tokenizer_files(directory: Path) -> None:
+    """A merge-free BPE vocabulary: every byte, every byte ending a word, and the two specials."""
+    alphabet = _bytes_to_unicode()
+    tokens = alphabet + [ch + "</w>" for ch in alphabet] + [BOS, EOS]
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = {token: i for i, token in enumerate(tokens)}
+    (directory / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+
+
+def _tokenizer():
+    from transformers import CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _write_tokenizer_files(Path(tmp))
+        return CLIPTokenizer.from_pretrained(tmp, model_max_length=MAX_TOKENS)
+
+
+def make_tiny_sd(directory: str | Path) -> Path:
+    """Build and save the tiny checkpoint into ``directory``; returns its path.
+
+    Weights come from ``torch.manual_seed(0)``, so two builds are identical.
+    """
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    directory = Path(directory)
+    tokenizer = _tokenizer()
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=UNET_SAMPLE_SIZE,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        # Four blocks: three downsamplings, so the VAE scale factor is 8 as in real SD.
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=UNET_SAMPLE_SIZE * 8,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=VOCAB_SIZE,
+            hidden_size=TEXT_DIM,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=MAX_TOKENS,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    # Stable Diffusion v1's scheduler settings.
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; transformers 4's slow CLIPTokenizer needs these.
+    _write_tokenizer_files(directory / "tokenizer")
+    return directory

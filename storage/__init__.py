@@ -1,0 +1,4 @@
+"""Storage: database models and sessions, the job state machine, and the object store.
+
+Knows nothing of HTTP, Celery or pipelines.
+"""

@@ -1,0 +1,405 @@
+"""The job state machine: every transition is one compare-and-set UPDATE.
+
+    queued → running → succeeded | failed | canceled
+    queued → canceled
+    running → queued        (only when the worker's lease expired: the reconciler retries it)
+
+A transition names the status (and, for a worker, the attempt) it expects; when the row is no
+longer in that state the UPDATE matches nothing and the caller learns it lost. So a
+duplicated or redelivered task, a late worker after a retry, or a cancel racing completion
+all change nothing they should not. Each transition writes its event in the same
+transaction, so the event log never disagrees with the row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import as_utc, utcnow
+from storage.models import (
+    CANCELED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Artifact,
+    Job,
+    JobEvent,
+)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _event(session: Session, job_id: str, type_: str, data: dict[str, Any], now: datetime):
+    session.add(JobEvent(job_id=job_id, type=type_, data=data, created_at=now))
+
+
+# --- submit -------------------------------------------------------------------------------
+
+
+def create_job(
+    session: Session,
+    *,
+    owner: str,
+    kind: str,
+    model: str,
+    input: dict[str, Any],
+    seed: int,
+    queue: str,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> tuple[Job, bool]:
+    """Insert a queued job with its first event; returns ``(job, created)``.
+
+    With an idempotency key already used by this owner, nothing is inserted and the earlier
+    job is returned with ``created=False``: the caller compares ``request_hash``.
+    """
+    now = utcnow()
+    job = Job(
+        id=new_job_id(),
+        owner=owner,
+        kind=kind,
+        model=model,
+        status=QUEUED,
+        input=input,
+        seed=seed,
+        queue=queue,
+        attempt=0,
+        cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        created_at=now,
+        enqueued_at=now,
+    )
+    session.add(job)
+    _event(session, job.id, QUEUED, {"status": QUEUED}, now)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if idempotency_key is None:
+            raise
+        existing = session.scalars(
+            select(Job).where(Job.owner == owner, Job.idempotency_key == idempotency_key)
+        ).one()
+        return existing, False
+    return job, True
+
+
+# --- worker transitions -------------------------------------------------------------------
+
+
+def claim(session: Session, job_id: str, *, lease_s: float, max_attempts: int) -> Job | None:
+    """Take the job for a new attempt, or return None when it is not ours to run.
+
+    A queued job, or a running one whose lease expired (its worker was lost and the broker
+    redelivered the task), is claimed; anything else (running elsewhere, finished, canceled,
+    out of attempts) leaves the row untouched.
+    """
+    now = utcnow()
+    job = session.scalars(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.attempt < max_attempts,
+            or_(
+                Job.status == QUEUED,
+                and_(Job.status == RUNNING, Job.lease_until < now),
+            ),
+        )
+        .values(
+            status=RUNNING,
+            attempt=Job.attempt + 1,
+            lease_until=now + timedelta(seconds=lease_s),
+            started_at=func.coalesce(Job.started_at, now),
+            progress={"step": 0, "total_steps": 0, "phase": "loading"},
+        )
+        .returning(Job)
+    ).one_or_none()
+    if job is None:
+        session.rollback()
+        return None
+    _event(session, job_id, RUNNING, {"status": RUNNING, "attempt": job.attempt}, now)
+    session.commit()
+    return job
+
+
+class LeaseLost(Exception):
+    """The job is no longer this attempt's: it was retried elsewhere or finished."""
+
+
+def report_progress(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    *,
+    step: int,
+    total_steps: int,
+    phase: str,
+    lease_s: float,
+    record_event: bool = True,
+) -> bool:
+    """Record progress and extend the lease; returns whether a cancel was requested.
+
+    One round trip both reports and reads the cancel flag, so checking for cancel every
+    denoising step costs nothing extra. Raises :class:`LeaseLost` when the attempt is stale.
+    """
+    now = utcnow()
+    progress = {"step": step, "total_steps": total_steps, "phase": phase}
+    cancel = session.scalars(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt)
+        .values(progress=progress, lease_until=now + timedelta(seconds=lease_s))
+        .returning(Job.cancel_requested)
+    ).one_or_none()
+    if cancel is None:
+        session.rollback()
+        raise LeaseLost(job_id)
+    if record_event:
+        _event(session, job_id, "progress", progress, now)
+    session.commit()
+    return bool(cancel)
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    n: int
+    key: str
+    sha256: str
+    size: int
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+
+
+def _finish(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    status: str,
+    event: dict[str, Any],
+    **values: Any,
+) -> bool:
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt)
+        .values(status=status, completed_at=now, lease_until=None, **values)
+        .returning(Job.id)
+    ).one_or_none()
+    if row is None:
+        session.rollback()
+        return False
+    _event(session, job_id, status, {"status": status, **event}, now)
+    return True
+
+
+def complete(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    *,
+    output: dict[str, Any],
+    metrics: dict[str, Any],
+    progress: dict[str, Any],
+    artifacts: list[StoredArtifact],
+) -> bool:
+    """Mark this attempt succeeded and record its artifacts, atomically."""
+    if not _finish(
+        session, job_id, attempt, SUCCEEDED, {}, output=output, metrics=metrics, progress=progress
+    ):
+        return False
+    now = utcnow()
+    for a in artifacts:
+        session.add(Artifact(job_id=job_id, created_at=now, **a.__dict__))
+    session.commit()
+    return True
+
+
+def fail(
+    session: Session,
+    job_id: str,
+    attempt: int,
+    *,
+    code: str,
+    message: str,
+    metrics: dict[str, Any] | None = None,
+) -> bool:
+    error = {"code": code, "message": message}
+    ok = _finish(session, job_id, attempt, FAILED, {"error": error}, error=error, metrics=metrics)
+    if ok:
+        session.commit()
+    return ok
+
+
+def finish_canceled(
+    session: Session, job_id: str, attempt: int, *, metrics: dict[str, Any] | None = None
+) -> bool:
+    ok = _finish(session, job_id, attempt, CANCELED, {}, metrics=metrics)
+    if ok:
+        session.commit()
+    return ok
+
+
+# --- client transitions -------------------------------------------------------------------
+
+
+def request_cancel(session: Session, job_id: str, owner: str) -> Job | None:
+    """Cancel a queued job at once; flag a running one for its worker's next step.
+
+    Returns the job as it stands afterwards (None when the owner has no such job).
+    """
+    now = utcnow()
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.owner == owner, Job.status == QUEUED)
+        .values(status=CANCELED, cancel_requested=True, completed_at=now)
+        .returning(Job.id)
+    ).one_or_none()
+    if done is not None:
+        _event(session, job_id, CANCELED, {"status": CANCELED}, now)
+    else:
+        flagged = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id,
+                Job.owner == owner,
+                Job.status == RUNNING,
+                Job.cancel_requested.is_(False),
+            )
+            .values(cancel_requested=True)
+            .returning(Job.id)
+        ).one_or_none()
+        if flagged is not None:
+            _event(session, job_id, "cancel_requested", {"status": RUNNING}, now)
+    session.commit()
+    return get_job(session, job_id, owner)
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def get_job(session: Session, job_id: str, owner: str | None = None) -> Job | None:
+    query = select(Job).where(Job.id == job_id)
+    if owner is not None:
+        query = query.where(Job.owner == owner)
+    return session.scalars(query).one_or_none()
+
+
+def artifacts_of(session: Session, job_id: str) -> list[Artifact]:
+    return list(
+        session.scalars(select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.n))
+    )
+
+
+def list_jobs(
+    session: Session,
+    owner: str,
+    *,
+    limit: int,
+    status: str | None = None,
+    model: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    after: tuple[datetime, str] | None = None,
+) -> list[Job]:
+    """Newest first; ``after`` is the (created_at, id) of the previous page's last job."""
+    query = select(Job).where(Job.owner == owner)
+    if status:
+        query = query.where(Job.status == status)
+    if model:
+        query = query.where(Job.model == model)
+    if created_after:
+        query = query.where(Job.created_at >= created_after)
+    if created_before:
+        query = query.where(Job.created_at < created_before)
+    if after:
+        at, last_id = after
+        query = query.where(or_(Job.created_at < at, and_(Job.created_at == at, Job.id < last_id)))
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def events_of(session: Session, job_id: str, after_id: int = 0) -> list[JobEvent]:
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+            .order_by(JobEvent.id)
+        )
+    )
+
+
+# --- reconciler ---------------------------------------------------------------------------
+
+
+@dataclass
+class Reconciled:
+    republish: list[tuple[str, str]]  # (job id, queue)
+    requeued: int = 0
+    failed: int = 0
+
+
+def reconcile(session: Session, *, republish_after_s: float, max_attempts: int) -> Reconciled:
+    """Return expired leases to the queue (or fail them past the attempt cap) and pick the
+    queued jobs whose task was never published, or was lost, for republishing."""
+    now = utcnow()
+    result = Reconciled(republish=[])
+    expired = list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == RUNNING, Job.lease_until < now)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for job in expired:
+        if job.attempt >= max_attempts:
+            _finish(
+                session,
+                job.id,
+                job.attempt,
+                FAILED,
+                {"error": {"code": "worker_lost"}},
+                error={
+                    "code": "worker_lost",
+                    "message": f"the worker was lost {job.attempt} times; giving up",
+                },
+            )
+            result.failed += 1
+            continue
+        moved = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == RUNNING, Job.attempt == job.attempt)
+            .values(status=QUEUED, lease_until=None, enqueued_at=now)
+            .returning(Job.id)
+        ).one_or_none()
+        if moved is not None:
+            _event(session, job.id, QUEUED, {"status": QUEUED, "reason": "lease_expired"}, now)
+            result.requeued += 1
+            result.republish.append((job.id, job.queue))
+    stale = now - timedelta(seconds=republish_after_s)
+    rows = session.execute(
+        update(Job)
+        .where(Job.status == QUEUED, Job.enqueued_at < stale)
+        .values(enqueued_at=now)
+        .returning(Job.id, Job.queue)
+    ).all()
+    result.republish.extend((r[0], r[1]) for r in rows)
+    session.commit()
+    return result
+
+
+def queue_seconds(job: Job) -> float:
+    started, created = as_utc(job.started_at), as_utc(job.created_at)
+    if started is None or created is None:
+        return 0.0
+    return max(0.0, (started - created).total_seconds())
