@@ -173,3 +173,87 @@ def start_s3() -> Service:
     server.start()
     wait_for_port("127.0.0.1", port)
     return Service(url=f"127.0.0.1:{port}", handle=server)
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def start_worker(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    concurrency: int = 1,
+    beat: bool = False,
+    timeout: float = 90.0,
+) -> Service:
+    """A real Celery worker process (``genq worker``), returned once it consumes tasks."""
+    import sys
+
+    argv = [
+        sys.executable,
+        "-m",
+        "genq.cli",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--hostname",
+        f"genq-{os.getpid()}-{free_port()}@%h",
+    ]
+    if beat:
+        argv += ["--beat", "--schedule", str(log_path.parent / "celerybeat-schedule")]
+    process = _spawn(argv, env, log_path)
+    deadline = time.monotonic() + timeout
+    while b" ready." not in log_path.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+            raise RuntimeError(f"worker did not become ready:\n{tail}")
+        time.sleep(0.1)
+    return Service(url="", process=process)
+
+
+def start_api(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    port: int | None = None,
+    workers: int = 2,
+    timeout: float = 30.0,
+) -> Service:
+    """The API under gunicorn (``genq api``), returned once /healthz answers."""
+    import sys
+    import urllib.request
+
+    port = port or free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "genq.cli",
+        "api",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+    ]
+    process = _spawn(argv, env, log_path)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/healthz", timeout=1):
+            return Service(url=url, process=process)
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+            raise RuntimeError(f"API did not start:\n{tail}")
+        time.sleep(0.1)

@@ -92,6 +92,14 @@ class Settings:
         if self.job_hard_limit_s <= self.job_soft_limit_s:
             raise SettingsError("GENQ_JOB_HARD_LIMIT_S must exceed GENQ_JOB_SOFT_LIMIT_S")
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``GENQ_*`` variables, for starting another genq process."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            env[f"GENQ_{f.name.upper()}"] = str(int(value) if isinstance(value, bool) else value)
+        return env
+
     @property
     def visibility_timeout_s(self) -> int:
         """Redis redelivers an unacked task after this; it must outlive the hard limit."""

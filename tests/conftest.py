@@ -1,0 +1,191 @@
+"""Fixtures for real parts: Postgres, Redis, an S3 endpoint, a tiny model and a live worker.
+
+Services already running on this machine are used; otherwise they are started (see
+``genq.local_services``). Each test run gets its own database and Redis DB number.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import migrations
+from genq import local_services as ls
+from genq.settings import Settings
+
+SLOW_MODEL = "tiny-sd-slow"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("genq")
+
+
+@pytest.fixture(scope="session")
+def pg_server(workdir: Path) -> Iterator[str]:
+    service = ls.ensure_postgres(workdir / "pg")
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server: str) -> Iterator[str]:
+    with ls.fresh_database(pg_server, f"genq_test_{os.getpid()}") as url:
+        migrations.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def broker_url(workdir: Path) -> Iterator[str]:
+    import redis
+
+    service = ls.ensure_redis(workdir / "redis")
+    url = f"{service.url}/{os.getpid() % 15 + 1}"  # a DB number of its own per run
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    service = ls.start_s3()
+    yield service.url
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def models_file(workdir: Path) -> Path:
+    from pipelines.tiny import make_tiny_sd
+
+    model = make_tiny_sd(workdir / "tiny-sd")
+    path = workdir / "models.toml"
+    path.write_text(
+        f"""
+[models.tiny-sd]
+kind = "image"
+family = "sd"
+path = "{model}"
+[models.tiny-sd.defaults]
+width = 64
+height = 64
+num_inference_steps = 4
+[models.tiny-sd.limits]
+max_width = 128
+max_height = 128
+max_steps = 20
+max_images = 3
+
+# The same weights, allowed to run long enough to cancel mid-way.
+[models.{SLOW_MODEL}]
+kind = "image"
+family = "sd"
+path = "{model}"
+[models.{SLOW_MODEL}.limits]
+max_width = 256
+max_height = 256
+max_steps = 1000
+"""
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, broker_url: str, s3_endpoint: str, models_file: Path) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        broker_url=broker_url,
+        store="s3",
+        s3_endpoint=s3_endpoint,
+        s3_access_key="genq-test",
+        s3_secret_key="genq-test-secret",
+        s3_bucket=f"genq-test-{os.getpid()}",
+        secret_key="test-secret-not-for-production",
+        models_file=str(models_file),
+        queue=f"genq.test.{os.getpid()}",
+        storage_backoff_s=0.01,
+        lease_s=30,
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, workdir: Path) -> Iterator[ls.Service]:
+    """A real Celery worker process consuming this run's queue."""
+    log = workdir / "worker.log"
+    service = ls.start_worker(settings.to_env(), log)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):
+    from api import create_app
+
+    return create_app({"TESTING": True, "GENQ_SETTINGS": settings})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(settings: Settings):
+    from storage.db import session_factory
+
+    with session_factory(settings.database_url)() as s:
+        yield s
+
+
+def _key(settings: Settings, owner: str) -> dict[str, str]:
+    from storage.db import session_factory
+    from storage.keys import create_key
+
+    with session_factory(settings.database_url)() as s:
+        return {"Authorization": f"Bearer {create_key(s, owner)}"}
+
+
+@pytest.fixture
+def owner() -> str:
+    return f"alice-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def auth(settings: Settings, owner: str) -> dict[str, str]:
+    """Headers for a fresh owner, so tests never see each other's jobs."""
+    return _key(settings, owner)
+
+
+@pytest.fixture
+def other_auth(settings: Settings) -> dict[str, str]:
+    return _key(settings, f"bob-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def wait_for(client) -> Callable[..., dict[str, Any]]:
+    """Poll a job over HTTP until ``until(job)`` holds; returns the job JSON."""
+
+    def _wait(
+        job_id: str,
+        headers: dict[str, str],
+        until: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        until = until or (lambda j: j["status"] in ("succeeded", "failed", "canceled"))
+        deadline = time.monotonic() + timeout
+        while True:
+            job = client.get(f"/v1/jobs/{job_id}", headers=headers).get_json()
+            if until(job):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job never reached the expected state: {job}")
+            time.sleep(0.02)
+
+    return _wait
