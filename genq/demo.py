@@ -71,10 +71,9 @@ def _bar(done_steps: int, total_steps: int, finished: int, jobs: int, width: int
 
 
 def main(jobs: int = 8, workdir: str = ".genq-demo") -> int:
+    import migrations
     from storage.db import session_factory
     from storage.keys import create_key
-
-    import migrations
 
     # Offline, quiet model libraries: nothing is downloaded, and the output stays readable.
     for name, value in QUIET_ENV.items():
