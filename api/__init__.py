@@ -17,6 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from api.errors import register_error_handlers
     from api.services import Services, close_db
     from genq.broker import make_celery
+    from genq.notify import Notifier
     from pipelines.registry import load_registry
     from storage.db import session_factory
     from storage.objects import make_store
@@ -32,6 +33,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         store=make_store(settings),
         registry=load_registry(settings.models_file),
         celery=make_celery(settings, "genq-api"),
+        notifier=Notifier(settings.broker_url),
     )
     app.teardown_appcontext(close_db)
     register_error_handlers(app)

@@ -7,7 +7,6 @@ import binascii
 import hashlib
 import json
 import re
-import time
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +27,12 @@ bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 WAIT_RE = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 
 
-def _render(job: Job, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def _render(
+    job: Job, status: int = 200, headers: dict[str, str] | None = None, *, new: bool = False
+) -> Response:
     svc = services()
-    response = jsonify(job_json(job, jobs.artifacts_of(db(), job.id), svc.store, svc.settings))
+    artifacts = [] if new else jobs.artifacts_of(db(), job.id)
+    response = jsonify(job_json(job, artifacts, svc.store, svc.settings))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -58,13 +60,15 @@ def _wait_seconds() -> float:
 
 
 def _wait_for_terminal(job: Job, seconds: float) -> Job:
-    deadline, delay = time.monotonic() + seconds, 0.01
+    """Wait for the worker's finished notification, re-reading the row around it."""
     session = db()
-    while job.status not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
+    with services().notifier.listening(job.id) as wait:
         session.expire_all()
         job = jobs.get_job(session, job.id) or job
+        if job.status not in TERMINAL:
+            wait(seconds)
+            session.expire_all()
+            job = jobs.get_job(session, job.id) or job
     return job
 
 
@@ -117,7 +121,7 @@ def create_job() -> Response:
         headers["Preference-Applied"] = f"wait={wait:g}"
         if job.status in TERMINAL:
             return _render(job, 200, headers)
-    return _render(job, 202, headers)
+    return _render(job, 202, headers, new=job.status == "queued")
 
 
 @bp.get("/<job_id>")
@@ -136,6 +140,8 @@ def cancel_job(job_id: str) -> Response:
     job = jobs.request_cancel(session, job_id, caller().owner)
     if job is None:
         raise not_found(f"job {job_id}")
+    if job.status == jobs.CANCELED:
+        services().notifier.job_finished(job.id, job.status)
     if job.status in (jobs.SUCCEEDED, jobs.FAILED):
         raise Problem(409, "Conflict", f"job {job_id} already {job.status}", kind="conflict")
     return _render(job, 202)

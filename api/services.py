@@ -8,6 +8,7 @@ from celery import Celery
 from flask import current_app, g
 from sqlalchemy.orm import Session, sessionmaker
 
+from genq.notify import Notifier
 from genq.settings import Settings
 from pipelines.registry import Registry
 from storage.objects import ObjectStore
@@ -20,6 +21,7 @@ class Services:
     store: ObjectStore
     registry: Registry
     celery: Celery
+    notifier: Notifier
 
 
 def services() -> Services:

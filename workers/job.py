@@ -20,12 +20,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.orm import Session
 
 from genq import __version__
+from genq.notify import Notifier
 from genq.settings import Settings
 from pipelines.base import GenerationResult, ImageRequest, JobCanceled
 from pipelines.registry import Registry, load_registry
 from storage import jobs
 from storage.db import session_factory
-from storage.models import Job
+from storage.models import TERMINAL, Job
 from storage.objects import ObjectStore, artifact_key, make_store
 from workers.cache import get_pipeline
 from workers.device import current_device
@@ -41,6 +42,11 @@ class StorageUnavailable(Exception):
 @lru_cache(maxsize=4)
 def _registry(path: str) -> Registry:
     return load_registry(path)
+
+
+@lru_cache(maxsize=4)
+def _notifier(url: str) -> Notifier:
+    return Notifier(url)
 
 
 @lru_cache(maxsize=4)
@@ -94,7 +100,10 @@ def execute_job(job_id: str, settings: Settings) -> str:
         if job is None:
             log.info("job %s: not claimable (duplicate, finished or canceled); skipping", job_id)
             return "skipped"
-        return _run_claimed(session, job, settings)
+        outcome = _run_claimed(session, job, settings)
+    if outcome in TERMINAL:
+        _notifier(settings.broker_url).job_finished(job_id, outcome)
+    return outcome
 
 
 def _run_claimed(session: Session, job: Job, settings: Settings) -> str:
@@ -142,7 +151,8 @@ def _run_claimed(session: Session, job: Job, settings: Settings) -> str:
             ),
         )
         timer.stages.update({f"generate.{k}": round(v, 6) for k, v in result.stages.items()})
-        report(last_progress["total_steps"], last_progress["total_steps"], "uploading")
+        if result.images:
+            report(last_progress["total_steps"], last_progress["total_steps"], "uploading")
         artifacts = _store_images(job, result, settings, timer)
         output = {
             "seed": job.seed,
