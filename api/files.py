@@ -22,7 +22,8 @@ def get_file(key: str) -> Response:
         raise not_found("file")
     expires = request.args.get("expires", "")
     signature = request.args.get("signature", "")
-    if not expires.isdigit() or not store.verify(key, int(expires), signature):
+    well_formed = expires.isascii() and expires.isdigit() and len(expires) <= 12
+    if not well_formed or not store.verify(key, int(expires), signature):
         raise Problem(403, "Forbidden", "the URL is unsigned, tampered with or expired")
     try:
         path = store.path(key)

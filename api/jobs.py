@@ -182,7 +182,7 @@ def list_jobs() -> Response:
     if status is not None and status not in STATUSES:
         errors.append({"field": "status", "message": f"must be one of {list(STATUSES)}"})
     limit_raw = request.args.get("limit", "20")
-    limit = int(limit_raw) if limit_raw.isdigit() else 0
+    limit = int(limit_raw) if limit_raw.isascii() and limit_raw.isdigit() else 0
     if not 1 <= limit <= svc.settings.page_size_max:
         errors.append({"field": "limit", "message": f"must be 1-{svc.settings.page_size_max}"})
     if errors:

@@ -129,7 +129,7 @@ class LocalStore:
     def verify(self, key: str, expires: int, signature: str) -> bool:
         if expires < time.time():
             return False
-        return hmac.compare_digest(self.signature(key, expires), signature)
+        return hmac.compare_digest(self.signature(key, expires).encode(), signature.encode())
 
     def url(self, key: str, ttl_s: int) -> tuple[str, datetime | None]:
         expires = int(time.time()) + ttl_s
