@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
@@ -59,17 +59,11 @@ def _wait_seconds() -> float:
     return min(float(match.group(1)), services().settings.max_wait_s)
 
 
-def _wait_for_terminal(job: Job, seconds: float) -> Job:
-    """Wait for the worker's finished notification, re-reading the row around it."""
-    session = db()
-    with services().notifier.listening(job.id) as wait:
-        session.expire_all()
-        job = jobs.get_job(session, job.id) or job
-        if job.status not in TERMINAL:
-            wait(seconds)
-            session.expire_all()
-            job = jobs.get_job(session, job.id) or job
-    return job
+def _publish(job: Job) -> None:
+    try:
+        publish_job(services().celery, job.id, job.queue)
+    except Exception:  # the row is the outbox: the reconciler republishes it
+        current_app.logger.exception("publishing job %s failed; the reconciler will", job.id)
 
 
 @bp.post("")
@@ -108,20 +102,18 @@ def create_job() -> Response:
                 errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
             )
         return _render(job, 200, {"Idempotent-Replayed": "true"})
-    try:
-        publish_job(svc.celery, job.id, job.queue)
-    except Exception:  # the row is the outbox: the reconciler republishes it
-        from flask import current_app
-
-        current_app.logger.exception("publishing job %s failed; the reconciler will", job.id)
     wait = _wait_seconds()
     headers = {"Location": f"/v1/jobs/{job.id}"}
-    if wait > 0:
-        job = _wait_for_terminal(job, wait)
-        headers["Preference-Applied"] = f"wait={wait:g}"
-        if job.status in TERMINAL:
-            return _render(job, 200, headers)
-    return _render(job, 202, headers, new=job.status == "queued")
+    if wait <= 0:
+        _publish(job)
+        return _render(job, 202, headers, new=True)
+    headers["Preference-Applied"] = f"wait={wait:g}"
+    # Subscribe before publishing, so even an instant job's notification is heard.
+    with svc.notifier.listening(job.id) as finished:
+        _publish(job)
+        finished(wait)
+    job = jobs.get_job(session, job.id) or job
+    return _render(job, 200 if job.status in TERMINAL else 202, headers)
 
 
 @bp.get("/<job_id>")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,43 @@ from storage.models import (
 # Core insert on the table, compiled once: the ORM's per-call statement building showed up as
 # a third of submit time.
 _INSERT_JOB = Job.__table__.insert()
+_INSERT_EVENT = JobEvent.__table__.insert()
+_jobs = Job.__table__
+
+# The worker's transitions, built once and executed with parameters: these run several times
+# per job, and building SQLAlchemy expressions per call cost more than the round trips.
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id"),
+        _jobs.c.attempt < bindparam("p_max_attempts"),
+        or_(
+            _jobs.c.status == QUEUED,
+            and_(_jobs.c.status == RUNNING, _jobs.c.lease_until < bindparam("p_now")),
+        ),
+    )
+    .values(
+        status=RUNNING,
+        attempt=_jobs.c.attempt + 1,
+        lease_until=bindparam("p_lease_until", type_=_jobs.c.lease_until.type),
+        started_at=func.coalesce(_jobs.c.started_at, bindparam("p_now")),
+        progress=bindparam("p_progress", type_=_jobs.c.progress.type),
+    )
+    .returning(*_jobs.c)
+)
+_PROGRESS = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id"),
+        _jobs.c.status == RUNNING,
+        _jobs.c.attempt == bindparam("p_attempt"),
+    )
+    .values(
+        progress=bindparam("p_progress", type_=_jobs.c.progress.type),
+        lease_until=bindparam("p_lease_until", type_=_jobs.c.lease_until.type),
+    )
+    .returning(_jobs.c.cancel_requested)
+)
 
 
 def new_job_id() -> str:
@@ -44,7 +81,9 @@ def new_job_id() -> str:
 
 
 def _event(session: Session, job_id: str, type_: str, data: dict[str, Any], now: datetime):
-    session.add(JobEvent(job_id=job_id, type=type_, data=data, created_at=now))
+    session.execute(
+        _INSERT_EVENT, {"job_id": job_id, "type": type_, "data": data, "created_at": now}
+    )
 
 
 # --- submit -------------------------------------------------------------------------------
@@ -114,32 +153,24 @@ def create_job(
 # --- worker transitions -------------------------------------------------------------------
 
 
-def claim(session: Session, job_id: str, *, lease_s: float, max_attempts: int) -> Job | None:
+def claim(session: Session, job_id: str, *, lease_s: float, max_attempts: int) -> Row | None:
     """Take the job for a new attempt, or return None when it is not ours to run.
 
     A queued job, or a running one whose lease expired (its worker was lost and the broker
     redelivered the task), is claimed; anything else (running elsewhere, finished, canceled,
-    out of attempts) leaves the row untouched.
+    out of attempts) leaves the row untouched. Returns the claimed row (a Core row with the
+    job's columns as attributes).
     """
     now = utcnow()
-    job = session.scalars(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.attempt < max_attempts,
-            or_(
-                Job.status == QUEUED,
-                and_(Job.status == RUNNING, Job.lease_until < now),
-            ),
-        )
-        .values(
-            status=RUNNING,
-            attempt=Job.attempt + 1,
-            lease_until=now + timedelta(seconds=lease_s),
-            started_at=func.coalesce(Job.started_at, now),
-            progress={"step": 0, "total_steps": 0, "phase": "loading"},
-        )
-        .returning(Job)
+    job = session.execute(
+        _CLAIM,
+        {
+            "p_id": job_id,
+            "p_max_attempts": max_attempts,
+            "p_now": now,
+            "p_lease_until": now + timedelta(seconds=lease_s),
+            "p_progress": {"step": 0, "total_steps": 0, "phase": "loading"},
+        },
     ).one_or_none()
     if job is None:
         session.rollback()
@@ -171,12 +202,15 @@ def report_progress(
     """
     now = utcnow()
     progress = {"step": step, "total_steps": total_steps, "phase": phase}
-    cancel = session.scalars(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt)
-        .values(progress=progress, lease_until=now + timedelta(seconds=lease_s))
-        .returning(Job.cancel_requested)
-    ).one_or_none()
+    cancel = session.execute(
+        _PROGRESS,
+        {
+            "p_id": job_id,
+            "p_attempt": attempt,
+            "p_progress": progress,
+            "p_lease_until": now + timedelta(seconds=lease_s),
+        },
+    ).scalar_one_or_none()
     if cancel is None:
         session.rollback()
         raise LeaseLost(job_id)
@@ -207,10 +241,10 @@ def _finish(
 ) -> bool:
     now = utcnow()
     row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.attempt == attempt)
+        update(_jobs)
+        .where(_jobs.c.id == job_id, _jobs.c.status == RUNNING, _jobs.c.attempt == attempt)
         .values(status=status, completed_at=now, lease_until=None, **values)
-        .returning(Job.id)
+        .returning(_jobs.c.id)
     ).one_or_none()
     if row is None:
         session.rollback()
@@ -234,9 +268,12 @@ def complete(
         session, job_id, attempt, SUCCEEDED, {}, output=output, metrics=metrics, progress=progress
     ):
         return False
-    now = utcnow()
-    for a in artifacts:
-        session.add(Artifact(job_id=job_id, created_at=now, **a.__dict__))
+    if artifacts:
+        now = utcnow()
+        session.execute(
+            Artifact.__table__.insert(),
+            [{"job_id": job_id, "created_at": now, **a.__dict__} for a in artifacts],
+        )
     session.commit()
     return True
 
