@@ -21,8 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -145,7 +145,10 @@ def main() -> None:
             wait = {**headers, "Prefer": "wait=30"}
 
             phases: dict[str, list[float]] = {
-                "send_to_insert": [], "to_claim": [], "claim_to_done": [], "done_to_reply": []
+                "send_to_insert": [],
+                "to_claim": [],
+                "claim_to_done": [],
+                "done_to_reply": [],
             }
 
             def genq_once() -> float:
@@ -155,8 +158,8 @@ def main() -> None:
                 job = r.json()
                 assert r.status_code == 200 and job["status"] == "succeeded", r.text
                 created, started, done = (
-                    datetime.fromisoformat(job[k]) for k in
-                    ("created_at", "started_at", "completed_at")
+                    datetime.fromisoformat(job[k])
+                    for k in ("created_at", "started_at", "completed_at")
                 )
                 phases["send_to_insert"].append(created.timestamp() - sent)
                 phases["done_to_reply"].append(replied - done.timestamp())

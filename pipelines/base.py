@@ -2,6 +2,10 @@
 
 Workers pass an ``on_step(step, total)`` callback; it reports progress and may raise
 :class:`JobCanceled`, which a pipeline lets propagate so that decoding is skipped.
+
+Text pipelines (masked diffusion language models) take a :class:`TextRequest` instead and
+return no images; their text is in ``GenerationResult.output``. They may also report each
+finished block through an :data:`OnBlock` callback, so partial text can be streamed.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 OnStep = Callable[[int, int], None]
+# (block number from 1, number of blocks, text decoded so far): a block, once done, is final.
+OnBlock = Callable[[int, int, str], None]
 
 
 class JobCanceled(Exception):
@@ -29,6 +35,25 @@ class ImageRequest:
     negative_prompt: str | None = None
 
 
+@dataclass(frozen=True)
+class TextRequest:
+    """One masked-diffusion text generation; see ``pipelines.dllm`` for what each field does.
+
+    ``threshold`` (in (0, 1]) switches to confidence-threshold parallel decoding, which
+    ignores ``steps`` and usually needs far fewer forwards; ``None`` keeps the fixed schedule.
+    """
+
+    prompt: str
+    gen_length: int
+    block_length: int
+    steps: int
+    temperature: float
+    cfg_scale: float
+    remasking: str
+    seed: int
+    threshold: float | None = None
+
+
 @dataclass
 class GenerationResult:
     images: list[Any]  # PIL.Image.Image
@@ -40,3 +65,13 @@ class GenerationResult:
 
 class Pipeline(Protocol):
     def __call__(self, request: ImageRequest, on_step: OnStep) -> GenerationResult: ...
+
+
+class TextPipeline(Protocol):
+    def __call__(
+        self, request: TextRequest, on_step: OnStep, on_block: OnBlock | None = None
+    ) -> GenerationResult: ...
+
+    def generate_batch(
+        self, requests: list[TextRequest], on_step: OnStep | None = None
+    ) -> list[GenerationResult]: ...

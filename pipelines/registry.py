@@ -12,6 +12,20 @@ Read from a TOML file (``GENQ_MODELS_FILE``)::
     [models.tiny-sd.limits]
     max_width = 256
 
+A masked diffusion language model (LLaDA-style, ``kind = "text"``) is declared the same way::
+
+    [models.llada]
+    kind = "text"           # the default for family "dllm"
+    family = "dllm"
+    path = "/models/LLaDA-8B-Instruct"
+    trust_remote_code = true  # LLaDA ships its modelling code in the checkpoint
+    [models.llada.defaults]
+    gen_length = 128
+    block_length = 32
+    steps = 128
+    [models.llada.limits]
+    max_gen_length = 256
+
 The API validates requests against it and workers load pipelines from it, so both read the
 same file. With no file, only the built-in ``noop`` model is served.
 """
@@ -24,7 +38,10 @@ from pathlib import Path
 from typing import Any
 
 KINDS = ("image", "text", "noop")
-FAMILIES = ("sd", "noop")
+FAMILIES = ("sd", "dllm", "noop")
+# Families whose kind is fixed; a model of such a family may omit ``kind``.
+FAMILY_KIND = {"dllm": "text"}
+REMASKING = ("low_confidence", "random")
 
 
 class RegistryError(ValueError):
@@ -41,6 +58,11 @@ class Limits:
     max_steps: int = 150
     max_images: int = 4
     max_prompt_chars: int = 4000
+    # Text (family "dllm").
+    max_gen_length: int = 512
+    max_text_steps: int = 512
+    # Requests of one model that a worker may decode together in one forward.
+    max_batch: int = 8
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,13 @@ class Defaults:
     num_inference_steps: int = 4
     guidance_scale: float = 7.5
     num_images: int = 1
+    # Text (family "dllm"): see pipelines.dllm.
+    gen_length: int = 32
+    block_length: int = 8
+    steps: int = 32
+    temperature: float = 0.0
+    cfg_scale: float = 0.0
+    remasking: str = "low_confidence"
 
 
 @dataclass(frozen=True)
@@ -60,6 +89,8 @@ class ModelSpec:
     path: str | None = None
     defaults: Defaults = field(default_factory=Defaults)
     limits: Limits = field(default_factory=Limits)
+    # Run modelling code shipped inside the checkpoint directory (real LLaDA needs it).
+    trust_remote_code: bool = False
 
 
 NOOP = ModelSpec(name="noop", kind="noop", family="noop")
@@ -94,24 +125,35 @@ def _section(cls: type, model: str, key: str, raw: Any) -> Any:
 def parse_registry(data: dict[str, Any], base_dir: Path | None = None) -> Registry:
     models: dict[str, ModelSpec] = {"noop": NOOP}
     for name, raw in (data.get("models") or {}).items():
-        kind = raw.get("kind", "image")
         family = raw.get("family", "sd")
+        kind = raw.get("kind", FAMILY_KIND.get(family, "image"))
         if kind not in KINDS:
             raise RegistryError(f"models.{name}.kind must be one of {KINDS}, not {kind!r}")
         if family not in FAMILIES:
             raise RegistryError(f"models.{name}.family must be one of {FAMILIES}, not {family!r}")
+        if family in FAMILY_KIND and kind != FAMILY_KIND[family]:
+            raise RegistryError(
+                f"models.{name}.kind must be {FAMILY_KIND[family]!r} for family {family!r}"
+            )
+        trust_remote_code = raw.get("trust_remote_code", False)
+        if not isinstance(trust_remote_code, bool):
+            raise RegistryError(f"models.{name}.trust_remote_code must be true or false")
         path = raw.get("path")
         if family != "noop" and not path:
             raise RegistryError(f"models.{name}.path is required for family {family!r}")
         if path and base_dir is not None and not Path(path).is_absolute():
             path = str((base_dir / path).resolve())
+        defaults = _section(Defaults, name, "defaults", raw.get("defaults"))
+        if defaults.remasking not in REMASKING:
+            raise RegistryError(f"models.{name}.defaults.remasking must be one of {REMASKING}")
         models[name] = ModelSpec(
             name=name,
             kind=kind,
             family=family,
             path=path,
-            defaults=_section(Defaults, name, "defaults", raw.get("defaults")),
+            defaults=defaults,
             limits=_section(Limits, name, "limits", raw.get("limits")),
+            trust_remote_code=trust_remote_code,
         )
     return Registry(models)
 

@@ -1,8 +1,13 @@
-"""A tiny random-weight Stable Diffusion checkpoint, built locally for tests and demos.
+"""Tiny random-weight checkpoints, built locally for tests and demos.
 
-It has the real layout (``unet/``, ``vae/``, ``text_encoder/``, ``tokenizer/``, ``scheduler/``)
-and loads through ``StableDiffusionPipeline.from_pretrained``, so the code path is the one real
-models take, without any download. The images are noise; only shapes and timings matter.
+``make_tiny_sd``: a Stable Diffusion checkpoint with the real layout (``unet/``, ``vae/``,
+``text_encoder/``, ``tokenizer/``, ``scheduler/``) that loads through
+``StableDiffusionPipeline.from_pretrained``, so the code path is the one real models take,
+without any download. The images are noise; only shapes and timings matter.
+
+``make_tiny_mlm``: a masked language model (BERT: bidirectional, as masked diffusion LMs need)
+with a WordPiece tokenizer, loadable by ``AutoModelForMaskedLM``/``AutoTokenizer``. Its text
+is gibberish; it exercises the masked-diffusion decoding loop.
 """
 
 from __future__ import annotations
@@ -132,4 +137,76 @@ def make_tiny_sd(directory: str | Path) -> Path:
     pipe.save_pretrained(directory, safe_serialization=True)
     # transformers 5 saves only tokenizer.json; transformers 4's slow CLIPTokenizer needs these.
     _write_tokenizer_files(directory / "tokenizer")
+    return directory
+
+
+# The tiny masked LM: lowercase words, letters and WordPiece suffixes.
+MLM_SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_MLM_WORDS_TEXT = """
+the of and to in is it that was for on are as with his they at be this from have or by one
+had not but what all were when we there can an your which their said if do will each about
+how up out them then she many some so these would other into has more her two like him see
+time could no make than first been its who now people my made over did down only way find use
+may water long little very after words called just where most know get through back much
+before go good new write our used me man too any day same right look think also around
+another came come work three must because does part even place well such here take why help
+put different away again off went old number great tell men say small every found still
+between name should home big give air line set own under read last never us left end along
+while might next sound below saw something thought both few those always show large often
+together asked house world going want school important until form food keep children feet
+land side without boy once animal life enough took four head above kind began almost live
+page got earth need far hand high year mother light country father let night picture being
+study second soon story since white ever paper hard near sentence better best across during
+today however sure knew try told young sun thing whole hear example heard several change
+answer room sea against top turned learn point city play toward five himself usually money
+seen car morning red fox snow cat dog tree river
+"""
+MLM_WORDS = tuple(_MLM_WORDS_TEXT.split())
+MLM_MAX_POSITIONS = 1024
+
+
+def _mlm_vocab() -> list[str]:
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    digits = [str(d) for d in range(10)]
+    punctuation = list(".,!?;:'\"-()")
+    words = list(dict.fromkeys(w for w in MLM_WORDS if w not in letters))
+    return (
+        MLM_SPECIAL + punctuation + digits + letters + ["##" + c for c in letters + digits] + words
+    )
+
+
+def make_tiny_mlm(directory: str | Path) -> Path:
+    """Build and save a tiny masked LM and its tokenizer into ``directory``; returns its path.
+
+    Weights come from ``torch.manual_seed(0)``, so two builds are identical.
+    """
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # vocab.txt stays in the checkpoint: transformers 4's BertTokenizer reads it, 5 reads
+    # tokenizer.json.
+    (directory / "vocab.txt").write_text("\n".join(_mlm_vocab()) + "\n")
+    tokenizer = BertTokenizerFast.from_pretrained(
+        directory, model_max_length=MLM_MAX_POSITIONS, local_files_only=True
+    )
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=MLM_MAX_POSITIONS,
+            pad_token_id=tokenizer.pad_token_id,
+            # BERT's 0.02 makes every prediction ~1/vocab; wider weights spread confidences
+            # (about 0.05 to 0.7) as a trained model's are, so confidence-based choices matter.
+            initializer_range=0.5,
+        )
+    )
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
     return directory
