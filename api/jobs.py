@@ -15,12 +15,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.schemas import FieldErrors, parse_job
-from api.serialize import job_json
 from api.services import db, services
 from genq.broker import publish_job
 from storage import jobs
 from storage.db import as_utc
 from storage.models import STATUSES, TERMINAL, Job
+from storage.serialize import job_json
 
 bp = Blueprint("jobs", __name__, url_prefix="/v1/jobs")
 
@@ -38,7 +38,7 @@ def _render(
     return response
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
     if not request.is_json:
         raise Problem(
             415,
@@ -59,7 +59,7 @@ def _wait_seconds() -> float:
     return min(float(match.group(1)), services().settings.max_wait_s)
 
 
-def _publish(job: Job) -> None:
+def publish(job: Job) -> None:
     try:
         publish_job(services().celery, job.id, job.queue)
     except Exception:  # the row is the outbox: the reconciler republishes it
@@ -70,7 +70,7 @@ def _publish(job: Job) -> None:
 def create_job() -> Response:
     """Submit a job: 202 with the job, or the finished job under ``Prefer: wait=N``."""
     who = caller()
-    body = _json_body()
+    body = json_body()
     svc = services()
     try:
         spec, resolved, seed = parse_job(body, svc.registry)
@@ -105,12 +105,12 @@ def create_job() -> Response:
     wait = _wait_seconds()
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait <= 0:
-        _publish(job)
+        publish(job)
         return _render(job, 202, headers, new=True)
     headers["Preference-Applied"] = f"wait={wait:g}"
     # Subscribe before publishing, so even an instant job's notification is heard.
     with svc.notifier.listening(job.id) as finished:
-        _publish(job)
+        publish(job)
         finished(wait)
     job = jobs.get_job(session, job.id) or job
     return _render(job, 200 if job.status in TERMINAL else 202, headers)

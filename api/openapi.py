@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from api.schemas import JobCreate
+from api.schemas import ImageInput, JobCreate, TextInput
 from genq import __version__
 
 bp = Blueprint("openapi", __name__)
@@ -19,6 +19,29 @@ JOB = {
     "description": "The job",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}},
 }
+OPENAI_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["model"],
+                "properties": {
+                    "model": {"type": "string"},
+                    "prompt": {"type": "string"},
+                    "messages": {"type": "array"},
+                    "max_tokens": {"type": "integer"},
+                    "stream": {"type": "boolean"},
+                    "temperature": {"type": "number"},
+                    "seed": {"type": "integer"},
+                    "block_length": {"type": "integer"},
+                    "steps": {"type": "integer"},
+                    "threshold": {"type": "number"},
+                },
+            }
+        }
+    },
+}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -27,8 +50,16 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
 
 
 def spec() -> dict[str, Any]:
-    job_create = JobCreate.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = job_create.pop("$defs", {})
+    ref = "#/components/schemas/{model}"
+    job_create = JobCreate.model_json_schema(ref_template=ref)
+    job_create["properties"]["input"] = {
+        "oneOf": [{"$ref": ref.format(model="ImageInput")}, {"$ref": ref.format(model="TextInput")}]
+    }
+    defs: dict[str, Any] = {}
+    for model in (ImageInput, TextInput):
+        schema = model.model_json_schema(ref_template=ref)
+        defs.update(schema.pop("$defs", {}))  # nested models (ChatMessage) live beside it
+        defs[model.__name__] = schema
     return {
         "openapi": "3.1.0",
         "info": {"title": "genq", "version": __version__},
@@ -113,6 +144,38 @@ def spec() -> dict[str, Any]:
                     "Cancel a job",
                     {"202": JOB, "404": PROBLEM, "409": PROBLEM},
                     parameters=[JOB_ID],
+                )
+            },
+            "/v1/jobs/{job_id}/events": {
+                "get": _op(
+                    "Stream the job's events as Server-Sent Events (resumable)",
+                    {"200": {"description": "text/event-stream"}, "404": PROBLEM},
+                    parameters=[
+                        JOB_ID,
+                        {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}},
+                    ],
+                )
+            },
+            "/v1/completions": {
+                "post": _op(
+                    "OpenAI-compatible completion as a text job (stream: true for SSE)",
+                    {
+                        "200": {"description": "text_completion, or SSE chunks"},
+                        "422": PROBLEM,
+                        "504": PROBLEM,
+                    },
+                    requestBody=OPENAI_BODY,
+                )
+            },
+            "/v1/chat/completions": {
+                "post": _op(
+                    "OpenAI-compatible chat completion (models with a chat template)",
+                    {
+                        "200": {"description": "chat.completion, or SSE chunks"},
+                        "422": PROBLEM,
+                        "504": PROBLEM,
+                    },
+                    requestBody=OPENAI_BODY,
                 )
             },
             "/v1/files/{key}": {

@@ -8,11 +8,12 @@ nothing invalid is ever queued.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipelines.registry import ModelSpec, Registry
+from pipelines.registry import ModelSpec, Registry, has_chat_template
+from pipelines.text_params import validate
 
 MAX_SEED = 2**63 - 1
 
@@ -30,11 +31,44 @@ class ImageInput(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Chosen if absent.")
 
 
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class TextInput(BaseModel):
+    """A masked diffusion LM job (LLaDA-style); see ``pipelines.dllm``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    prompt: str | None = Field(default=None, min_length=1, description="The prompt.")
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1, description="Chat turns, for models with a chat template."
+    )
+    gen_length: int | None = Field(default=None, ge=1, description="Tokens to generate.")
+    block_length: int | None = Field(default=None, ge=1, description="Divides gen_length.")
+    steps: int | None = Field(default=None, ge=1, description="A multiple of the blocks.")
+    temperature: float | None = Field(default=None, ge=0, le=10)
+    cfg_scale: float | None = Field(default=None, ge=0, le=50)
+    remasking: Literal["low_confidence", "random"] | None = None
+    threshold: float | None = Field(
+        default=None, gt=0, le=1, description="Confidence-threshold parallel decoding."
+    )
+    batch: bool = Field(
+        default=False, description="May share forwards with other jobs (no block stream)."
+    )
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Chosen if absent.")
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=128)
-    input: ImageInput = Field(default_factory=ImageInput)
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="ImageInput or TextInput, by the model's kind."
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -48,18 +82,31 @@ def parse_job(body: Any, registry: Registry) -> tuple[ModelSpec, dict[str, Any],
     """
     if not isinstance(body, dict):
         raise FieldErrors([{"field": "body", "message": "must be a JSON object"}])
+    errors: list[dict[str, str]] = []
     try:
-        request = JobCreate.model_validate(body)
+        JobCreate.model_validate(body)
     except ValidationError as exc:
-        raise FieldErrors(
-            [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
-        ) from None
-    spec = registry.get(request.model)
-    if spec is None:
-        raise FieldErrors(
-            [{"field": "model", "message": f"unknown model; one of {registry.names()}"}]
-        )
-    return spec, *resolve_image_input(spec, request.input)
+        errors += [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    model = body.get("model")
+    spec = registry.get(model) if isinstance(model, str) else None
+    if spec is None and isinstance(model, str) and model:
+        errors.append({"field": "model", "message": f"unknown model; one of {registry.names()}"})
+    if spec is None:  # the input's schema depends on the model
+        raise FieldErrors(errors)
+    schema = TextInput if spec.kind == "text" else ImageInput
+    given = None
+    if isinstance(body.get("input", {}), dict):
+        try:
+            given = schema.model_validate(body.get("input", {}))
+        except ValidationError as exc:
+            errors += [
+                {"field": _field(("input", *e["loc"])), "message": e["msg"]} for e in exc.errors()
+            ]
+    if errors or given is None:
+        raise FieldErrors(errors)
+    if isinstance(given, TextInput):
+        return spec, *resolve_text_input(spec, given)
+    return spec, *resolve_image_input(spec, given)
 
 
 def resolve_image_input(spec: ModelSpec, given: ImageInput) -> tuple[dict[str, Any], int]:
@@ -99,6 +146,72 @@ def resolve_image_input(spec: ModelSpec, given: ImageInput) -> tuple[dict[str, A
         bad("num_inference_steps", f"must be at most {lim.max_steps} for model {spec.name}")
     if resolved["num_images"] > lim.max_images:
         bad("num_images", f"must be at most {lim.max_images} for model {spec.name}")
+    if errors:
+        raise FieldErrors(errors)
+    seed = given.seed if given.seed is not None else secrets.randbelow(2**32)
+    resolved["seed"] = seed
+    return resolved, seed
+
+
+def resolve_text_input(spec: ModelSpec, given: TextInput) -> tuple[dict[str, Any], int]:
+    """Fill defaults from the registry; check limits and the decoding schedule's shape."""
+    d, lim = spec.defaults, spec.limits
+    resolved: dict[str, Any] = {
+        "prompt": given.prompt or "",
+        "messages": [m.model_dump() for m in given.messages] if given.messages else None,
+        "gen_length": given.gen_length or d.gen_length,
+        "block_length": given.block_length or d.block_length,
+        "steps": given.steps or d.steps,
+        "temperature": given.temperature if given.temperature is not None else d.temperature,
+        "cfg_scale": given.cfg_scale if given.cfg_scale is not None else d.cfg_scale,
+        "remasking": given.remasking or d.remasking,
+        "threshold": given.threshold,
+        "batch": given.batch,
+    }
+    errors: list[dict[str, str]] = []
+
+    def bad(name: str, message: str) -> None:
+        errors.append({"field": f"input.{name}", "message": message})
+
+    if (given.prompt is None) == (given.messages is None):
+        bad("prompt", "give exactly one of prompt, messages")
+    elif given.messages is not None and not has_chat_template(spec):
+        bad("messages", f"model {spec.name} has no chat template")
+    chars = len(given.prompt or "") + sum(len(m.content) for m in given.messages or [])
+    if chars > lim.max_prompt_chars:
+        bad("prompt", f"must be at most {lim.max_prompt_chars} characters")
+    if resolved["gen_length"] > lim.max_gen_length:
+        errors.append(
+            {
+                "field": "input.gen_length",
+                "message": f"must be at most {lim.max_gen_length} for model {spec.name}",
+            }
+        )
+    if resolved["steps"] > lim.max_text_steps:
+        errors.append(
+            {
+                "field": "input.steps",
+                "message": f"must be at most {lim.max_text_steps} for model {spec.name}",
+            }
+        )
+    if not errors:
+        params = {
+            k: resolved[k]
+            for k in (
+                "gen_length",
+                "block_length",
+                "steps",
+                "temperature",
+                "cfg_scale",
+                "remasking",
+                "threshold",
+            )
+        }
+        try:
+            validate(**params)
+        except ValueError as exc:  # the message starts with the parameter's name
+            name = str(exc).split()[0]
+            errors.append({"field": f"input.{name}", "message": str(exc)})
     if errors:
         raise FieldErrors(errors)
     seed = given.seed if given.seed is not None else secrets.randbelow(2**32)

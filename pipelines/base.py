@@ -52,6 +52,9 @@ class TextRequest:
     remasking: str
     seed: int
     threshold: float | None = None
+    # Chat turns ({"role", "content"}) rendered with the checkpoint's chat template instead
+    # of ``prompt``.
+    messages: tuple[dict[str, str], ...] | None = None
 
 
 @dataclass

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.base import GenerationResult, OnBlock, OnStep, TextRequest
+from pipelines.text_params import validate
 
-REMASKING = ("low_confidence", "random")
 # What requests decoded together in one batch must agree on (prompt and seed may differ).
 BATCH_SHARED = (
     "gen_length",
@@ -46,55 +46,6 @@ LLADA_MASK_TOKEN = "<|mdm_mask|>"
 
 # After each finished block: (block from 1, number of blocks, generated ids so far, (B, n)).
 BlockHook = Callable[[int, int, torch.Tensor], None]
-
-
-def validate(
-    *,
-    gen_length: int,
-    block_length: int,
-    steps: int,
-    temperature: float,
-    cfg_scale: float,
-    remasking: str,
-    threshold: float | None,
-    mask_id: int,
-    pad_id: int | None = None,
-) -> int:
-    """Check decoding parameters; returns the number of blocks.
-
-    Each error starts with the parameter's name, so the API can map it to a request field.
-    """
-    if gen_length < 1:
-        raise ValueError(f"gen_length must be at least 1, not {gen_length}")
-    if block_length < 1:
-        raise ValueError(f"block_length must be at least 1, not {block_length}")
-    if gen_length % block_length:
-        raise ValueError(
-            f"gen_length ({gen_length}) must be a multiple of block_length ({block_length})"
-        )
-    num_blocks = gen_length // block_length
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, not {steps}")
-    if steps % num_blocks:
-        raise ValueError(
-            f"steps ({steps}) must be a multiple of the number of blocks ({num_blocks} = "
-            f"gen_length / block_length)"
-        )
-    if not temperature >= 0:  # also rejects NaN
-        raise ValueError(f"temperature must be >= 0, not {temperature}")
-    if not cfg_scale >= 0:
-        raise ValueError(f"cfg_scale must be >= 0, not {cfg_scale}")
-    if remasking not in REMASKING:
-        raise ValueError(f"remasking must be one of {REMASKING}, not {remasking!r}")
-    if threshold is not None:
-        if not 0 < threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], not {threshold}")
-        if remasking != "low_confidence":
-            # A threshold on uniform noise would commit random tokens, not confident ones.
-            raise ValueError("threshold needs remasking 'low_confidence'")
-    if pad_id is not None and pad_id == mask_id:
-        raise ValueError(f"mask_id ({mask_id}) must differ from the pad token id")
-    return num_blocks
 
 
 def num_transfer_tokens(masked: torch.Tensor, iterations: int) -> torch.Tensor:
@@ -319,10 +270,12 @@ class MaskedDiffusionLM:
         model = model.to(device=device, dtype=dtype).eval()
         return cls(model, tokenizer, device, mask_id=mask_id)
 
-    def encode(self, prompt: str) -> list[int]:
+    def encode(self, prompt: str, messages: Any = None) -> list[int]:
         """Prompt token ids, inside the chat template when the checkpoint has one."""
+        if messages and not self._chat:
+            raise ValueError("messages: this model's tokenizer has no chat template")
         if self._chat:
-            messages = [{"role": "user", "content": prompt}]
+            messages = list(messages or [{"role": "user", "content": prompt}])
             text = self._tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
             )
@@ -382,7 +335,7 @@ class MaskedDiffusionLM:
             mask_id=self.mask_id,
             pad_id=self.pad_id,
         )
-        prompts = [self.encode(request.prompt) for request in requests]
+        prompts = [self.encode(request.prompt, request.messages) for request in requests]
         longest = max(len(ids) for ids in prompts)
         if self.max_positions is not None and longest + first.gen_length > self.max_positions:
             raise ValueError(

@@ -32,16 +32,18 @@ same file. With no file, only the built-in ``noop`` model is served.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.text_params import REMASKING
+
 KINDS = ("image", "text", "noop")
 FAMILIES = ("sd", "dllm", "noop")
 # Families whose kind is fixed; a model of such a family may omit ``kind``.
 FAMILY_KIND = {"dllm": "text"}
-REMASKING = ("low_confidence", "random")
 
 
 class RegistryError(ValueError):
@@ -91,6 +93,21 @@ class ModelSpec:
     limits: Limits = field(default_factory=Limits)
     # Run modelling code shipped inside the checkpoint directory (real LLaDA needs it).
     trust_remote_code: bool = False
+
+
+def has_chat_template(spec: ModelSpec) -> bool:
+    """Whether the checkpoint's tokenizer carries a chat template (read from its files, so
+    the API can tell without loading the tokenizer)."""
+    if spec.kind != "text" or not spec.path:
+        return False
+    root = Path(spec.path)
+    if (root / "chat_template.jinja").exists() or (root / "chat_template.json").exists():
+        return True
+    try:
+        config = json.loads((root / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(config.get("chat_template"))
 
 
 NOOP = ModelSpec(name="noop", kind="noop", family="noop")

@@ -175,10 +175,18 @@ def _mlm_vocab() -> list[str]:
     )
 
 
-def make_tiny_mlm(directory: str | Path) -> Path:
+# A minimal chat template (Jinja, as transformers renders it) for chat-completion tests.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} [SEP] {% endfor %}"
+    "{% if add_generation_prompt %}assistant : {% endif %}"
+)
+
+
+def make_tiny_mlm(directory: str | Path, *, chat_template: str | None = None) -> Path:
     """Build and save a tiny masked LM and its tokenizer into ``directory``; returns its path.
 
-    Weights come from ``torch.manual_seed(0)``, so two builds are identical.
+    Weights come from ``torch.manual_seed(0)``, so two builds are identical. With
+    ``chat_template`` the tokenizer carries it, like an instruct checkpoint's.
     """
     import torch
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
@@ -191,6 +199,8 @@ def make_tiny_mlm(directory: str | Path) -> Path:
     tokenizer = BertTokenizerFast.from_pretrained(
         directory, model_max_length=MLM_MAX_POSITIONS, local_files_only=True
     )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
 
     torch.manual_seed(0)
     model = BertForMaskedLM(

@@ -193,7 +193,7 @@ def report_progress(
     total_steps: int,
     phase: str,
     lease_s: float,
-    record_event: bool = True,
+    extra: dict[str, Any] | None = None,
 ) -> bool:
     """Record progress and extend the lease; returns whether a cancel was requested.
 
@@ -214,8 +214,7 @@ def report_progress(
     if cancel is None:
         session.rollback()
         raise LeaseLost(job_id)
-    if record_event:
-        _event(session, job_id, "progress", progress, now)
+    _event(session, job_id, "progress", {**progress, **(extra or {})}, now)
     session.commit()
     return bool(cancel)
 
@@ -346,6 +345,18 @@ def get_job(session: Session, job_id: str, owner: str | None = None) -> Job | No
     if owner is not None:
         query = query.where(Job.owner == owner)
     return session.scalars(query).one_or_none()
+
+
+def queued_of_model(session: Session, model: str, *, limit: int) -> list[Job]:
+    """Oldest queued jobs of a model: candidates to share a batch."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.status == QUEUED, Job.model == model, Job.cancel_requested.is_(False))
+            .order_by(Job.created_at)
+            .limit(limit)
+        )
+    )
 
 
 def artifacts_of(session: Session, job_id: str) -> list[Artifact]:

@@ -62,9 +62,11 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def models_file(workdir: Path) -> Path:
-    from pipelines.tiny import make_tiny_sd
+    from pipelines.tiny import TINY_CHAT_TEMPLATE, make_tiny_mlm, make_tiny_sd
 
     model = make_tiny_sd(workdir / "tiny-sd")
+    mlm = make_tiny_mlm(workdir / "tiny-mlm")
+    chat = make_tiny_mlm(workdir / "tiny-mlm-chat", chat_template=TINY_CHAT_TEMPLATE)
     path = workdir / "models.toml"
     path.write_text(
         f"""
@@ -91,6 +93,25 @@ path = "{model}"
 max_width = 256
 max_height = 256
 max_steps = 1000
+
+[models.tiny-mlm]
+family = "dllm"
+path = "{mlm}"
+[models.tiny-mlm.defaults]
+gen_length = 16
+block_length = 8
+steps = 8
+[models.tiny-mlm.limits]
+max_gen_length = 64
+max_batch = 4
+
+[models.tiny-mlm-chat]
+family = "dllm"
+path = "{chat}"
+[models.tiny-mlm-chat.defaults]
+gen_length = 16
+block_length = 8
+steps = 8
 """
     )
     return path

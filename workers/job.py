@@ -1,14 +1,16 @@
-"""Running one job: claim, load, generate, upload, complete — each step re-checking the row.
+"""Running a job: claim, load, generate, upload, complete — each step re-checking the row.
 
 The task receives only the job id and asserts the world itself: the claim is a
 compare-and-set, progress reports double as cancel checks and lease renewals, and the final
 write names this attempt, so a stale or duplicated run can never overwrite a newer one.
+
+Text jobs that allow it (``input.batch``) take compatible queued jobs of the same model
+along, claiming each by the same compare-and-set, and decode them in one forward per step;
+the peers' own tasks later find nothing to claim.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -17,26 +19,37 @@ from functools import lru_cache
 from typing import Any, TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from genq import __version__
 from genq.notify import Notifier
 from genq.settings import Settings
-from pipelines.base import GenerationResult, ImageRequest, JobCanceled
-from pipelines.registry import Registry, load_registry
+from pipelines.base import GenerationResult, ImageRequest, JobCanceled, TextRequest
+from pipelines.registry import ModelSpec, Registry, load_registry
 from storage import jobs
 from storage.db import session_factory
-from storage.models import TERMINAL, Job
-from storage.objects import ObjectStore, artifact_key, make_store
+from storage.models import TERMINAL
+from storage.objects import ObjectStore, make_store
+from workers.artifacts import StorageUnavailable, encode_png, provenance, upload, with_retries
 from workers.cache import get_pipeline
 from workers.device import current_device
 
 log = logging.getLogger("genq.worker")
 T = TypeVar("T")
 
+__all__ = ["execute_job", "with_retries", "StorageUnavailable"]
 
-class StorageUnavailable(Exception):
-    """The object store kept failing after every retry."""
+# Decoding parameters text jobs must share to run in one batch (see pipelines.dllm).
+BATCH_SHARED = (
+    "gen_length",
+    "block_length",
+    "steps",
+    "temperature",
+    "cfg_scale",
+    "remasking",
+    "threshold",
+)
 
 
 @lru_cache(maxsize=4)
@@ -63,32 +76,87 @@ class Timer:
         try:
             return fn()
         finally:
-            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - started, 6)
+            elapsed = time.perf_counter() - started
+            self.stages[name] = round(self.stages.get(name, 0.0) + elapsed, 6)
 
 
-def with_retries(fn: Callable[[], T], *, tries: int, backoff_s: float, what: str) -> T:
-    """Retry a storage call with exponential backoff; transient outages are common."""
-    for attempt in range(tries):
-        try:
-            return fn()
-        except Exception as exc:  # minio raises urllib3, socket and S3 errors alike
-            if attempt == tries - 1:
-                raise StorageUnavailable(f"{what} failed after {tries} tries: {exc}") from exc
-            delay = backoff_s * 2**attempt
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+@dataclass
+class JobRun:
+    """One claimed attempt of one job: its progress reports and final transitions."""
 
+    session: Session
+    job: Row
+    settings: Settings
+    timer: Timer = field(default_factory=Timer)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(
+        default_factory=lambda: {"step": 0, "total_steps": 0, "phase": "loading"}
+    )
+    canceled: bool = False
 
-def encode_png(image: Any, metadata: dict[str, str]) -> bytes:
-    from PIL.PngImagePlugin import PngInfo
+    def __post_init__(self) -> None:
+        self.metrics = {"queue_s": round(jobs.queue_seconds(self.job), 6), "load_s": 0.0}
 
-    info = PngInfo()
-    for key, value in metadata.items():
-        info.add_text(key, value)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", pnginfo=info)
-    return buffer.getvalue()
+    @property
+    def attempt(self) -> int:
+        return self.job.attempt
+
+    def report(self, step: int, total: int, phase: str, text: str | None = None) -> None:
+        """Record progress; raises JobCanceled once the client asked to cancel."""
+        self.progress.update(step=step, total_steps=total, phase=phase)
+        self.canceled = jobs.report_progress(
+            self.session,
+            self.job.id,
+            self.attempt,
+            step=step,
+            total_steps=total,
+            phase=phase,
+            lease_s=self.settings.lease_s,
+            extra={"text": text} if text is not None else None,
+        )
+        if self.canceled:
+            raise JobCanceled(self.job.id)
+
+    def final_metrics(self) -> dict[str, Any]:
+        stages = self.timer.stages
+        self.metrics["stages"] = stages
+        self.metrics["run_s"] = round(sum(v for k, v in stages.items() if k != "load"), 6)
+        return self.metrics
+
+    def complete(self, output: dict[str, Any], artifacts: list[jobs.StoredArtifact]) -> str:
+        ok = jobs.complete(
+            self.session,
+            self.job.id,
+            self.attempt,
+            output={
+                "seed": self.job.seed,
+                "model": self.job.model,
+                "genq_version": __version__,
+                **output,
+            },
+            metrics=self.final_metrics(),
+            progress={**self.progress, "phase": "done"},
+            artifacts=artifacts,
+        )
+        return "succeeded" if ok else "superseded"
+
+    def fail(self, code: str, message: str) -> str:
+        self.session.rollback()
+        ok = jobs.fail(
+            self.session,
+            self.job.id,
+            self.attempt,
+            code=code,
+            message=message,
+            metrics=self.final_metrics(),
+        )
+        return "failed" if ok else "superseded"
+
+    def cancel(self) -> str:
+        ok = jobs.finish_canceled(
+            self.session, self.job.id, self.attempt, metrics=self.final_metrics()
+        )
+        return "canceled" if ok else "superseded"
 
 
 def execute_job(job_id: str, settings: Settings) -> str:
@@ -100,119 +168,164 @@ def execute_job(job_id: str, settings: Settings) -> str:
         if job is None:
             log.info("job %s: not claimable (duplicate, finished or canceled); skipping", job_id)
             return "skipped"
-        outcome = _run_claimed(session, job, settings)
-    if outcome in TERMINAL:
-        _notifier(settings.broker_url).job_finished(job_id, outcome)
-    return outcome
+        runs = [JobRun(session, job, settings)]
+        outcomes = _guarded(runs, lambda: _run(runs, settings))
+    for run, outcome in zip(runs, outcomes, strict=True):
+        if outcome in TERMINAL:
+            _notifier(settings.broker_url).job_finished(run.job.id, outcome)
+    return outcomes[0]
 
 
-def _run_claimed(session: Session, job: Job, settings: Settings) -> str:
-    attempt, timer = job.attempt, Timer()
-    metrics: dict[str, Any] = {"queue_s": round(jobs.queue_seconds(job), 6), "load_s": 0.0}
-    last_progress: dict[str, Any] = {"step": 0, "total_steps": 0, "phase": "loading"}
-
-    def report(step: int, total: int, phase: str) -> None:
-        last_progress.update(step=step, total_steps=total, phase=phase)
-        canceled = jobs.report_progress(
-            session,
-            job.id,
-            attempt,
-            step=step,
-            total_steps=total,
-            phase=phase,
-            lease_s=settings.lease_s,
-        )
-        if canceled:
-            raise JobCanceled(job.id)
-
-    def finish_metrics() -> dict[str, Any]:
-        metrics["stages"] = timer.stages
-        metrics["run_s"] = round(sum(v for k, v in timer.stages.items() if k != "load"), 6)
-        return metrics
-
+def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:
+    """Run ``body``; turn what it raises into each run's final status."""
+    first = runs[0]
     try:
-        spec = _registry(settings.models_file).get(job.model)
-        if spec is None:
-            jobs.fail(
-                session,
-                job.id,
-                attempt,
-                code="unknown_model",
-                message=f"model {job.model!r} is not served by this worker",
-            )
-            return "failed"
-        device = current_device(settings.device)
-        pipeline, load_s = timer.run("load", lambda: get_pipeline(spec, device))
-        metrics["load_s"] = round(load_s, 6)
-        result: GenerationResult = timer.run(
-            "generate",
-            lambda: pipeline(
-                _image_request(job), lambda step, total: report(step, total, "denoising")
-            ),
-        )
-        timer.stages.update({f"generate.{k}": round(v, 6) for k, v in result.stages.items()})
-        if result.images:
-            report(last_progress["total_steps"], last_progress["total_steps"], "uploading")
-        artifacts = _store_images(job, result, settings, timer)
-        output = {
-            "seed": job.seed,
-            "model": job.model,
-            "images": len(artifacts),
-            "genq_version": __version__,
-            **result.output,
-        }
-        progress = {**last_progress, "phase": "done"}
-        ok = jobs.complete(
-            session,
-            job.id,
-            attempt,
-            output=output,
-            metrics=finish_metrics(),
-            progress=progress,
-            artifacts=artifacts,
-        )
-        return "succeeded" if ok else "superseded"
+        return body()
     except JobCanceled:
-        jobs.finish_canceled(session, job.id, attempt, metrics=finish_metrics())
-        return "canceled"
+        return [run.cancel() for run in runs]
     except jobs.LeaseLost:
-        log.warning("job %s attempt %d lost its lease; leaving it to the retry", job.id, attempt)
-        return "superseded"
+        log.warning(
+            "job %s attempt %d lost its lease; leaving it to the retry", first.job.id, first.attempt
+        )
+        return ["superseded"] * len(runs)
     except SoftTimeLimitExceeded:
-        jobs.fail(
-            session,
-            job.id,
-            attempt,
-            code="timeout",
-            message=f"job exceeded {settings.job_soft_limit_s}s",
-            metrics=finish_metrics(),
-        )
-        return "failed"
+        limit = first.settings.job_soft_limit_s
+        return [run.fail("timeout", f"job exceeded {limit}s") for run in runs]
     except StorageUnavailable as exc:
-        jobs.fail(
-            session,
-            job.id,
-            attempt,
-            code="storage_unavailable",
-            message=str(exc),
-            metrics=finish_metrics(),
-        )
-        return "failed"
+        return [run.fail("storage_unavailable", str(exc)) for run in runs]
     except Exception as exc:
-        log.exception("job %s failed", job.id)
-        session.rollback()
-        jobs.fail(
-            session,
-            job.id,
-            attempt,
-            code="pipeline_error",
-            message=f"{type(exc).__name__}: {exc}",
-            metrics=finish_metrics(),
+        log.exception("job %s failed", first.job.id)
+        return [run.fail("pipeline_error", f"{type(exc).__name__}: {exc}") for run in runs]
+
+
+def _run(runs: list[JobRun], settings: Settings) -> list[str]:
+    first = runs[0]
+    spec = _registry(settings.models_file).get(first.job.model)
+    if spec is None:
+        return [
+            first.fail("unknown_model", f"model {first.job.model!r} is not served by this worker")
+        ]
+    pipeline, load_s = first.timer.run(
+        "load", lambda: get_pipeline(spec, current_device(settings.device))
+    )
+    first.metrics["load_s"] = round(load_s, 6)
+    if first.job.kind == "text":
+        if first.job.input.get("batch") and spec.limits.max_batch > 1:
+            runs.extend(_claim_peers(first, spec))
+        if len(runs) > 1:
+            return _run_text_batch(runs, pipeline, settings)
+        return [_run_text(first, pipeline, settings)]
+    return [_run_image(first, pipeline, settings)]
+
+
+def _run_image(run: JobRun, pipeline: Any, settings: Settings) -> str:
+    job, timer = run.job, run.timer
+    result: GenerationResult = timer.run(
+        "generate",
+        lambda: pipeline(_image_request(job), lambda s, n: run.report(s, n, "denoising")),
+    )
+    timer.stages.update({f"generate.{k}": round(v, 6) for k, v in result.stages.items()})
+    if result.images:
+        run.report(run.progress["total_steps"], run.progress["total_steps"], "uploading")
+    store, artifacts = _store(settings), []
+    for n, image in enumerate(result.images):
+        data = timer.run("encode", lambda i=image: encode_png(i, provenance(job)))
+        artifacts.append(
+            timer.run(
+                "upload",
+                lambda n=n, d=data, i=image: upload(
+                    store, settings, job, n, d, "image/png", "png", (i.width, i.height)
+                ),
+            )
         )
-        return "failed"
+    return run.complete({"images": len(artifacts), **result.output}, artifacts)
 
 
-def _image_request(job: Job) -> ImageRequest:
+def _run_text(run: JobRun, pipeline: Any, settings: Settings) -> str:
+    result: GenerationResult = run.timer.run(
+        "generate",
+        lambda: pipeline(
+            _text_request(run.job),
+            lambda s, n: run.report(s, n, "denoising"),
+            lambda b, nb, text: run.report(
+                run.progress["step"], run.progress["total_steps"], f"block {b}/{nb}", text
+            ),
+        ),
+    )
+    return _finish_text(run, result, settings, batch_size=1)
+
+
+def _finish_text(run: JobRun, result: GenerationResult, settings: Settings, batch_size: int) -> str:
+    run.timer.stages.update({f"generate.{k}": v for k, v in result.stages.items()})
+    text = result.output["text"]
+    artifact = run.timer.run(
+        "upload",
+        lambda: upload(
+            _store(settings),
+            settings,
+            run.job,
+            0,
+            text.encode(),
+            "text/plain; charset=utf-8",
+            "txt",
+        ),
+    )
+    run.metrics["forwards"] = result.output["forwards"]
+    run.metrics["forwards_per_token"] = result.output["forwards_per_token"]
+    run.metrics["batch_size"] = batch_size
+    return run.complete({**result.output}, [artifact])
+
+
+def _claim_peers(first: JobRun, spec: ModelSpec) -> list[JobRun]:
+    """Claim queued text jobs that can share this job's forwards."""
+    wanted = {k: first.job.input.get(k) for k in BATCH_SHARED}
+    peers: list[JobRun] = []
+    for candidate in jobs.queued_of_model(first.session, first.job.model, limit=64):
+        if len(peers) + 1 >= spec.limits.max_batch:
+            break
+        params = candidate.input
+        if candidate.id == first.job.id or not params.get("batch"):
+            continue
+        if any(params.get(k) != v for k, v in wanted.items()):
+            continue
+        claimed = jobs.claim(
+            first.session,
+            candidate.id,
+            lease_s=first.settings.lease_s,
+            max_attempts=first.settings.max_attempts,
+        )
+        if claimed is not None:
+            peers.append(JobRun(first.session, claimed, first.settings))
+    return peers
+
+
+def _run_text_batch(runs: list[JobRun], pipeline: Any, settings: Settings) -> list[str]:
+    """Decode every run's request in one batch; a canceled run is dropped from the results."""
+    live = set(range(len(runs)))
+
+    def on_step(step: int, total: int) -> None:
+        for i in sorted(live):
+            try:
+                runs[i].report(step, total, "denoising")
+            except JobCanceled:
+                live.discard(i)
+        if not live:
+            raise JobCanceled("every job of the batch was canceled")
+
+    results = runs[0].timer.run(
+        "generate", lambda: pipeline.generate_batch([_text_request(r.job) for r in runs], on_step)
+    )
+    outcomes = []
+    for i, (run, result) in enumerate(zip(runs, results, strict=True)):
+        if i not in live:
+            outcomes.append(run.cancel())
+            continue
+        run.timer.stages.setdefault("generate", runs[0].timer.stages["generate"])
+        outcomes.append(_finish_text(run, result, settings, batch_size=len(runs)))
+    return outcomes
+
+
+def _image_request(job: Row) -> ImageRequest:
     params = job.input
     return ImageRequest(
         prompt=params.get("prompt", ""),
@@ -226,39 +339,17 @@ def _image_request(job: Job) -> ImageRequest:
     )
 
 
-def _store_images(
-    job: Job, result: GenerationResult, settings: Settings, timer: Timer
-) -> list[jobs.StoredArtifact]:
-    store = _store(settings)
-    stored = []
-    for n, image in enumerate(result.images):
-        metadata = {
-            "genq:model": job.model,
-            "genq:seed": str(job.seed),
-            "genq:job_id": job.id,
-            "genq:version": __version__,
-            "parameters": repr(sorted(job.input.items())),
-        }
-        data = timer.run("encode", lambda i=image, m=metadata: encode_png(i, m))
-        key = artifact_key(job.owner, job.id, n)
-        timer.run(
-            "upload",
-            lambda key=key, data=data: with_retries(
-                lambda: store.put(key, data, "image/png"),
-                tries=settings.storage_retries,
-                backoff_s=settings.storage_backoff_s,
-                what=f"upload of {key}",
-            ),
-        )
-        stored.append(
-            jobs.StoredArtifact(
-                n=n,
-                key=key,
-                sha256=hashlib.sha256(data).hexdigest(),
-                size=len(data),
-                content_type="image/png",
-                width=image.width,
-                height=image.height,
-            )
-        )
-    return stored
+def _text_request(job: Row) -> TextRequest:
+    params = job.input
+    return TextRequest(
+        prompt=params["prompt"],
+        gen_length=params["gen_length"],
+        block_length=params["block_length"],
+        steps=params["steps"],
+        temperature=params["temperature"],
+        cfg_scale=params["cfg_scale"],
+        remasking=params["remasking"],
+        threshold=params.get("threshold"),
+        seed=job.seed,
+        messages=tuple(params["messages"]) if params.get("messages") else None,
+    )

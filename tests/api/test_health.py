@@ -7,7 +7,6 @@ import json
 import re
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from storage import jobs
@@ -118,11 +117,6 @@ def test_openapi_refs_resolve(client):
             node = node[part]
 
 
-@pytest.mark.xfail(
-    reason="api/serialize.py job_urls advertises urls.events (/v1/jobs/<id>/events) but no "
-    "route serves it: the link answers 404",
-    strict=True,
-)
 def test_every_url_a_job_advertises_is_served(client, auth):
     job = client.post("/v1/jobs", json={"model": "noop"}, headers=auth).get_json()
     for name, url in job["urls"].items():

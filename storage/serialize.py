@@ -7,7 +7,7 @@ from typing import Any
 
 from genq.settings import Settings
 from storage.db import as_utc
-from storage.models import Artifact, Job
+from storage.models import Artifact, Job, JobEvent
 from storage.objects import ObjectStore
 
 
@@ -57,3 +57,42 @@ def job_json(
         "completed_at": iso(job.completed_at),
         "urls": job_urls(settings, job.id),
     }
+
+
+# Stored event types, and the names clients see in SSE streams and webhooks.
+EVENT_TYPES = {
+    "running": "job.started",
+    "progress": "job.progress",
+    "cancel_requested": "job.cancel_requested",
+    "queued": "job.requeued",
+    "succeeded": "job.succeeded",
+    "failed": "job.failed",
+    "canceled": "job.canceled",
+}
+
+
+def event_payload(
+    event: JobEvent, job: Job, artifacts: list[Artifact], store: ObjectStore, settings: Settings
+) -> dict[str, Any]:
+    """The payload of one event, the same for SSE and webhooks: the job as of that event.
+
+    The job JSON is read now, so status and progress are taken from the event itself; a
+    progress event of a text job also carries the text decoded so far.
+    """
+    data = job_json(job, artifacts, store, settings)
+    if "status" in event.data:
+        data["status"] = event.data["status"]
+    if event.type == "progress":
+        data["status"] = "running"
+        data["progress"] = {
+            k: event.data[k] for k in ("step", "total_steps", "phase") if k in event.data
+        }
+    payload: dict[str, Any] = {
+        "type": EVENT_TYPES.get(event.type, f"job.{event.type}"),
+        "timestamp": iso(event.created_at),
+        "event_id": event.id,
+        "data": data,
+    }
+    if "text" in event.data:
+        payload["text"] = event.data["text"]
+    return payload
