@@ -16,7 +16,7 @@ from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.schemas import FieldErrors, parse_job
 from api.services import db, services
-from genq.broker import publish_job
+from genq.broker import kick_webhooks, publish_job
 from storage import jobs
 from storage.db import as_utc
 from storage.models import STATUSES, TERMINAL, Job
@@ -73,7 +73,7 @@ def create_job() -> Response:
     body = json_body()
     svc = services()
     try:
-        spec, resolved, seed = parse_job(body, svc.registry)
+        spec, resolved, seed = parse_job(body, svc.registry, svc.settings.webhook_allowed)
     except FieldErrors as exc:
         raise invalid(exc.errors) from None
     key = request.headers.get("Idempotency-Key")
@@ -91,6 +91,8 @@ def create_job() -> Response:
         queue=svc.settings.queue,
         idempotency_key=key,
         request_hash=digest,
+        webhook_url=body.get("webhook") or None,
+        webhook_events=sorted(set(body.get("webhook_events_filter") or ["completed"])),
     )
     if not created:
         if job.request_hash != digest:
@@ -134,6 +136,8 @@ def cancel_job(job_id: str) -> Response:
         raise not_found(f"job {job_id}")
     if job.status == jobs.CANCELED:
         services().notifier.job_finished(job.id, job.status)
+        if job.webhook_url:
+            kick_webhooks(services().celery)
     if job.status in (jobs.SUCCEEDED, jobs.FAILED):
         raise Problem(409, "Conflict", f"job {job_id} already {job.status}", kind="conflict")
     return _render(job, 202)

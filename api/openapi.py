@@ -178,6 +178,39 @@ def spec() -> dict[str, Any]:
                     requestBody=OPENAI_BODY,
                 )
             },
+            "/v1/jobs/{job_id}/deliveries": {
+                "get": _op(
+                    "The job's webhook deliveries and their attempts",
+                    {"200": {"description": "{data: [delivery]}"}, "404": PROBLEM},
+                    parameters=[JOB_ID],
+                )
+            },
+            "/v1/deliveries/{delivery_id}/redeliver": {
+                "post": _op(
+                    "Send a webhook delivery again (same webhook-id)",
+                    {"202": {"description": "the delivery"}, "404": PROBLEM},
+                    parameters=[
+                        {
+                            "name": "delivery_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                )
+            },
+            "/v1/webhooks/secret": {
+                "get": _op(
+                    "The caller's webhook signing secrets",
+                    {"200": {"description": "{data: [secret]}"}},
+                )
+            },
+            "/v1/webhooks/secret/rotate": {
+                "post": _op(
+                    "Rotate the signing secret (the old one signs during the overlap)",
+                    {"200": {"description": "{data: [secret]}"}},
+                )
+            },
             "/v1/files/{key}": {
                 "get": _op(
                     "Download a local-store artifact through its signed URL",

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from genq.webhooks.ssrf import UnsafeURL, check_url
 from pipelines.registry import ModelSpec, Registry, has_chat_template
 from pipelines.text_params import validate
 
@@ -69,13 +70,23 @@ class JobCreate(BaseModel):
     input: dict[str, Any] = Field(
         default_factory=dict, description="ImageInput or TextInput, by the model's kind."
     )
+    webhook: str | None = Field(
+        default=None, max_length=2048, description="http(s) URL to POST job events to."
+    )
+    webhook_events_filter: list[Literal["start", "progress", "completed"]] = Field(
+        default_factory=lambda: ["completed"],
+        min_length=1,
+        description="Which events to deliver (progress is throttled).",
+    )
 
 
 def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-def parse_job(body: Any, registry: Registry) -> tuple[ModelSpec, dict[str, Any], int]:
+def parse_job(
+    body: Any, registry: Registry, allow_hosts: frozenset[str] = frozenset()
+) -> tuple[ModelSpec, dict[str, Any], int]:
     """Validate a ``POST /v1/jobs`` body; returns (model, resolved input, seed).
 
     Raises :class:`FieldErrors` listing every bad field.
@@ -87,6 +98,12 @@ def parse_job(body: Any, registry: Registry) -> tuple[ModelSpec, dict[str, Any],
         JobCreate.model_validate(body)
     except ValidationError as exc:
         errors += [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    webhook = body.get("webhook")
+    if isinstance(webhook, str) and webhook:
+        try:  # refused at submit: a webhook may only reach public addresses
+            check_url(webhook, allow_hosts)
+        except UnsafeURL as exc:
+            errors.append({"field": "webhook", "message": str(exc)})
     model = body.get("model")
     spec = registry.get(model) if isinstance(model, str) else None
     if spec is None and isinstance(model, str) and model:

@@ -14,6 +14,7 @@ from genq.settings import Settings
 
 RUN_JOB = "genq.run_job"
 RECONCILE = "genq.reconcile"
+DELIVER_WEBHOOKS = "genq.webhooks.deliver"
 CONTROL_QUEUE = "genq.control"
 
 
@@ -43,10 +44,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.job_soft_limit_s,
         "task_time_limit": settings.job_hard_limit_s,
         "task_default_queue": settings.queue,
-        "task_routes": {RECONCILE: {"queue": CONTROL_QUEUE}},
+        "task_routes": {
+            RECONCILE: {"queue": CONTROL_QUEUE},
+            DELIVER_WEBHOOKS: {"queue": settings.webhook_queue},
+        },
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "reconcile": {"task": RECONCILE, "schedule": settings.reconcile_every_s},
+            "webhooks": {"task": DELIVER_WEBHOOKS, "schedule": settings.webhook_poll_s},
         },
     }
 
@@ -55,6 +60,11 @@ def make_celery(settings: Settings, name: str = "genq") -> Celery:
     app = Celery(name, set_as_current=False)
     app.conf.update(celery_config(settings))
     return app
+
+
+def kick_webhooks(app: Celery) -> None:
+    """Ask the webhook queue to send what is due now (the periodic task would, later)."""
+    app.send_task(DELIVER_WEBHOOKS)
 
 
 def publish_job(app: Celery, job_id: str, queue: str) -> None:

@@ -61,7 +61,7 @@ def _worker(args: argparse.Namespace) -> int:
     from genq.broker import CONTROL_QUEUE
 
     settings = get_settings()
-    queues = args.queues or f"{settings.queue},{CONTROL_QUEUE}"
+    queues = args.queues or f"{settings.queue},{CONTROL_QUEUE},{settings.webhook_queue}"
     argv = [
         "celery",
         "-A",

@@ -56,6 +56,16 @@ class Settings:
     reconcile_every_s: float = 30.0
     storage_retries: int = 4
     storage_backoff_s: float = 0.5
+    # Webhooks.
+    webhook_queue: str = "genq.webhooks"
+    webhook_timeout_s: float = 15.0
+    # Multiplies the Standard Webhooks retry schedule (5 s … 24 h); tests make it tiny.
+    webhook_schedule_scale: float = 1.0
+    webhook_poll_s: float = 1.0
+    webhook_progress_interval_s: float = 5.0
+    webhook_secret_overlap_s: float = 86400.0
+    # Hosts (names or IPs, comma-separated) exempt from the public-address check.
+    webhook_allow_hosts: str = ""
     # Device of this worker process: "auto" (cuda when present, else cpu), "cpu", "cuda".
     device: str = "auto"
 
@@ -99,6 +109,12 @@ class Settings:
             value = getattr(self, f.name)
             env[f"GENQ_{f.name.upper()}"] = str(int(value) if isinstance(value, bool) else value)
         return env
+
+    @property
+    def webhook_allowed(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.webhook_allow_hosts.split(",") if h.strip()
+        )
 
     @property
     def visibility_timeout_s(self) -> int:

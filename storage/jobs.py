@@ -22,6 +22,7 @@ from sqlalchemy import Row, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import webhooks
 from storage.db import as_utc, utcnow
 from storage.models import (
     CANCELED,
@@ -33,6 +34,7 @@ from storage.models import (
     Job,
     JobEvent,
 )
+from storage.webhooks import Subscription
 
 # Core insert on the table, compiled once: the ORM's per-call statement building showed up as
 # a third of submit time.
@@ -72,18 +74,37 @@ _PROGRESS = (
         progress=bindparam("p_progress", type_=_jobs.c.progress.type),
         lease_until=bindparam("p_lease_until", type_=_jobs.c.lease_until.type),
     )
-    .returning(_jobs.c.cancel_requested)
+    .returning(
+        _jobs.c.cancel_requested,
+        _jobs.c.owner,
+        _jobs.c.webhook_url,
+        _jobs.c.webhook_events,
+        _jobs.c.progress_webhook_at,
+    )
 )
+# The columns a transition returns so it can enqueue webhook deliveries.
+_SUBSCRIPTION = (_jobs.c.id, _jobs.c.owner, _jobs.c.webhook_url, _jobs.c.webhook_events)
 
 
 def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def _event(session: Session, job_id: str, type_: str, data: dict[str, Any], now: datetime):
-    session.execute(
-        _INSERT_EVENT, {"job_id": job_id, "type": type_, "data": data, "created_at": now}
-    )
+def _event(
+    session: Session,
+    job_id: str,
+    type_: str,
+    data: dict[str, Any],
+    now: datetime,
+    sub: Subscription | None = None,
+) -> None:
+    """Record an event, and in the same transaction its webhook delivery if subscribed."""
+    values = {"job_id": job_id, "type": type_, "data": data, "created_at": now}
+    if sub is None or not sub.wants(type_):
+        session.execute(_INSERT_EVENT, values)
+        return
+    event_id = session.execute(_INSERT_EVENT.returning(JobEvent.__table__.c.id), values).scalar()
+    webhooks.enqueue(session, job_id, sub, type_, event_id, now)
 
 
 # --- submit -------------------------------------------------------------------------------
@@ -100,6 +121,8 @@ def create_job(
     queue: str,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    webhook_url: str | None = None,
+    webhook_events: list[str] | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job; returns ``(job, created)``.
 
@@ -122,6 +145,8 @@ def create_job(
         cancel_requested=False,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        webhook_url=webhook_url,
+        webhook_events=webhook_events if webhook_url else None,
         created_at=now,
         enqueued_at=now,
     )
@@ -147,6 +172,7 @@ def create_job(
         lease_until=None,
         started_at=None,
         completed_at=None,
+        progress_webhook_at=None,
     ), True
 
 
@@ -175,7 +201,14 @@ def claim(session: Session, job_id: str, *, lease_s: float, max_attempts: int) -
     if job is None:
         session.rollback()
         return None
-    _event(session, job_id, RUNNING, {"status": RUNNING, "attempt": job.attempt}, now)
+    _event(
+        session,
+        job_id,
+        RUNNING,
+        {"status": RUNNING, "attempt": job.attempt},
+        now,
+        Subscription.of(job),
+    )
     session.commit()
     return job
 
@@ -194,6 +227,7 @@ def report_progress(
     phase: str,
     lease_s: float,
     extra: dict[str, Any] | None = None,
+    progress_webhook_interval_s: float = 5.0,
 ) -> bool:
     """Record progress and extend the lease; returns whether a cancel was requested.
 
@@ -202,7 +236,7 @@ def report_progress(
     """
     now = utcnow()
     progress = {"step": step, "total_steps": total_steps, "phase": phase}
-    cancel = session.execute(
+    row = session.execute(
         _PROGRESS,
         {
             "p_id": job_id,
@@ -210,13 +244,23 @@ def report_progress(
             "p_progress": progress,
             "p_lease_until": now + timedelta(seconds=lease_s),
         },
-    ).scalar_one_or_none()
-    if cancel is None:
+    ).one_or_none()
+    if row is None:
         session.rollback()
         raise LeaseLost(job_id)
-    _event(session, job_id, "progress", {**progress, **(extra or {})}, now)
+    data = {**progress, **(extra or {})}
+    sub = Subscription.of(row)
+    if sub is not None and sub.wants("progress"):
+        last = as_utc(sub.progress_webhook_at)
+        if last is not None and (now - last).total_seconds() < progress_webhook_interval_s:
+            sub = None  # throttled: the event is stored, the webhook skipped
+        else:
+            session.execute(
+                update(_jobs).where(_jobs.c.id == job_id).values(progress_webhook_at=now)
+            )
+    _event(session, job_id, "progress", data, now, sub)
     session.commit()
-    return bool(cancel)
+    return bool(row.cancel_requested)
 
 
 @dataclass(frozen=True)
@@ -243,12 +287,12 @@ def _finish(
         update(_jobs)
         .where(_jobs.c.id == job_id, _jobs.c.status == RUNNING, _jobs.c.attempt == attempt)
         .values(status=status, completed_at=now, lease_until=None, **values)
-        .returning(_jobs.c.id)
+        .returning(*_SUBSCRIPTION)
     ).one_or_none()
     if row is None:
         session.rollback()
         return False
-    _event(session, job_id, status, {"status": status, **event}, now)
+    _event(session, job_id, status, {"status": status, **event}, now, Subscription.of(row))
     return True
 
 
@@ -312,13 +356,13 @@ def request_cancel(session: Session, job_id: str, owner: str) -> Job | None:
     """
     now = utcnow()
     done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.owner == owner, Job.status == QUEUED)
+        update(_jobs)
+        .where(_jobs.c.id == job_id, _jobs.c.owner == owner, _jobs.c.status == QUEUED)
         .values(status=CANCELED, cancel_requested=True, completed_at=now)
-        .returning(Job.id)
+        .returning(*_SUBSCRIPTION)
     ).one_or_none()
     if done is not None:
-        _event(session, job_id, CANCELED, {"status": CANCELED}, now)
+        _event(session, job_id, CANCELED, {"status": CANCELED}, now, Subscription.of(done))
     else:
         flagged = session.execute(
             update(Job)
@@ -334,6 +378,7 @@ def request_cancel(session: Session, job_id: str, owner: str) -> Job | None:
         if flagged is not None:
             _event(session, job_id, "cancel_requested", {"status": RUNNING}, now)
     session.commit()
+    session.expire_all()  # the UPDATEs above bypassed the identity map
     return get_job(session, job_id, owner)
 
 

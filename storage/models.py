@@ -14,11 +14,13 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -72,6 +74,10 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Webhook subscription: where to POST, and which of start/progress/completed.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    webhook_events: Mapped[list[str] | None] = mapped_column(Json)
+    progress_webhook_at: Mapped[datetime | None] = mapped_column(Timestamp)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Timestamp)
@@ -131,12 +137,84 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
+class WebhookSecret(Base):
+    """An owner's signing secrets; during a rotation's overlap the old one still signs."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class WebhookDelivery(Base):
+    """One event to deliver to one URL. Its id is the ``webhook-id`` of every attempt, and
+    it is marked failed after the last retry, never deleted."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    # pending → succeeded | failed (retries exhausted, 410, unsafe address, endpoint disabled)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The body, fixed at the first attempt so every retry sends the same bytes.
+    payload: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
+    completed_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class WebhookAttempt(Base):
+    """The log of every attempt: what was sent, what came back and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    n: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+
+
+class DisabledEndpoint(Base):
+    """A URL that answered 410 Gone: nothing more is sent to it for this owner."""
+
+    __tablename__ = "webhook_disabled_endpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(String(2048))
+    reason: Mapped[str] = mapped_column(String(255))
+    disabled_at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("owner", "url"),)
+
+
 __all__ = [
     "Base",
     "Job",
     "JobEvent",
     "Artifact",
     "ApiKey",
+    "WebhookSecret",
+    "WebhookDelivery",
+    "WebhookAttempt",
+    "DisabledEndpoint",
     "STATUSES",
     "TERMINAL",
 ]

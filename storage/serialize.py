@@ -50,6 +50,8 @@ def job_json(
         "artifacts": [artifact_json(a, store, settings.url_ttl_s) for a in artifacts],
         "seed": job.seed,
         "batch_id": job.batch_id,
+        "webhook": job.webhook_url,
+        "webhook_events_filter": job.webhook_events,
         "attempt": job.attempt,
         "cancel_requested": job.cancel_requested,
         "created_at": iso(job.created_at),

@@ -23,6 +23,7 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from genq import __version__
+from genq.broker import kick_webhooks
 from genq.notify import Notifier
 from genq.settings import Settings
 from pipelines.base import GenerationResult, ImageRequest, JobCanceled, TextRequest
@@ -168,12 +169,25 @@ def execute_job(job_id: str, settings: Settings) -> str:
         if job is None:
             log.info("job %s: not claimable (duplicate, finished or canceled); skipping", job_id)
             return "skipped"
+        if job.webhook_url:
+            _kick_webhooks()  # the start event's delivery, if subscribed
         runs = [JobRun(session, job, settings)]
         outcomes = _guarded(runs, lambda: _run(runs, settings))
     for run, outcome in zip(runs, outcomes, strict=True):
         if outcome in TERMINAL:
             _notifier(settings.broker_url).job_finished(run.job.id, outcome)
+        if run.job.webhook_url:
+            _kick_webhooks()
     return outcomes[0]
+
+
+def _kick_webhooks() -> None:
+    from workers.celery import app
+
+    try:
+        kick_webhooks(app)
+    except Exception as exc:  # the periodic task sends it anyway
+        log.warning("could not kick the webhook queue: %s", exc)
 
 
 def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:

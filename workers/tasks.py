@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from genq.broker import RECONCILE, RUN_JOB, publish_job
+from genq.broker import DELIVER_WEBHOOKS, RECONCILE, RUN_JOB, publish_job
 from genq.settings import get_settings
 from storage import jobs
 from storage.db import session_factory
 from workers.celery import app
 from workers.job import execute_job
+from workers.webhooks import deliver_due
 
 log = logging.getLogger("genq.worker")
 
@@ -44,3 +45,9 @@ def reconcile() -> dict[str, int]:
         "requeued": result.requeued,
         "failed": result.failed,
     }
+
+
+@app.task(name=DELIVER_WEBHOOKS)
+def deliver_webhooks() -> int:
+    """Send the webhook deliveries that are due (periodic, and kicked after job events)."""
+    return deliver_due(get_settings())

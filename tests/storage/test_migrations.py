@@ -14,7 +14,10 @@ import migrations
 from genq import local_services as ls
 from storage.models import Base
 
-TABLES = {"jobs", "job_events", "artifacts", "api_keys"}
+TABLES = {
+    "jobs", "job_events", "artifacts", "api_keys", "webhook_secrets", "webhook_deliveries",
+    "webhook_attempts", "webhook_disabled_endpoints",
+}
 
 
 def tables(url: str) -> set[str]:
