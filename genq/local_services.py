@@ -193,6 +193,7 @@ def start_worker(
     *,
     concurrency: int = 1,
     beat: bool = False,
+    queues: str = "",
     timeout: float = 90.0,
 ) -> Service:
     """A real Celery worker process (``genq worker``), returned once it consumes tasks."""
@@ -210,8 +211,11 @@ def start_worker(
         "--hostname",
         f"genq-{os.getpid()}-{free_port()}@%h",
     ]
+    if queues:
+        argv += ["--queues", queues]
     if beat:
-        argv += ["--beat", "--schedule", str(log_path.parent / "celerybeat-schedule")]
+        schedule = log_path.with_name(f"{log_path.stem}-celerybeat-schedule")
+        argv += ["--beat", "--schedule", str(schedule)]
     process = _spawn(argv, env, log_path)
     deadline = time.monotonic() + timeout
     while b" ready." not in log_path.read_bytes():

@@ -133,6 +133,13 @@ def settings(database_url: str, broker_url: str, s3_endpoint: str, models_file: 
         queue=f"genq.test.{os.getpid()}",
         storage_backoff_s=0.01,
         lease_s=30,
+        webhook_queue=f"genq.test.{os.getpid()}.webhooks",
+        webhook_allow_hosts="127.0.0.1",
+        # The Standard Webhooks schedule (5 s … 24 h) shrunk 10,000 times: 0.5 ms … 8.6 s.
+        webhook_schedule_scale=0.0001,
+        webhook_poll_s=0.1,
+        webhook_progress_interval_s=3600,
+        reconcile_every_s=3600,  # reconciler tests call it themselves
     )
 
 
@@ -140,7 +147,19 @@ def settings(database_url: str, broker_url: str, s3_endpoint: str, models_file: 
 def worker(settings: Settings, workdir: Path) -> Iterator[ls.Service]:
     """A real Celery worker process consuming this run's queue."""
     log = workdir / "worker.log"
-    service = ls.start_worker(settings.to_env(), log)
+    service = ls.start_worker(settings.to_env(), log, queues=settings.queue)
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def control_worker(settings: Settings, workdir: Path) -> Iterator[ls.Service]:
+    """The CPU worker for webhooks and the reconciler, with the beat scheduler, as deployed."""
+    from genq.broker import CONTROL_QUEUE
+
+    log = workdir / "control.log"
+    queues = f"{CONTROL_QUEUE},{settings.webhook_queue}"
+    service = ls.start_worker(settings.to_env(), log, queues=queues, beat=True)
     yield service
     service.stop()
 

@@ -15,8 +15,14 @@ from genq import local_services as ls
 from storage.models import Base
 
 TABLES = {
-    "jobs", "job_events", "artifacts", "api_keys", "webhook_secrets", "webhook_deliveries",
-    "webhook_attempts", "webhook_disabled_endpoints",
+    "jobs",
+    "job_events",
+    "artifacts",
+    "api_keys",
+    "webhook_secrets",
+    "webhook_deliveries",
+    "webhook_attempts",
+    "webhook_disabled_endpoints",
 }
 
 
