@@ -17,6 +17,9 @@ def _db(args: argparse.Namespace) -> int:
         migrations.upgrade(url, args.revision or "head")
     else:
         migrations.downgrade(url, args.revision or "base")
+    print(
+        f"database {args.action}d to {args.revision or ('head' if args.action == 'upgrade' else 'base')}"
+    )
     return 0
 
 
@@ -136,8 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from genq.settings import SettingsError
+    from pipelines.registry import RegistryError
+
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except (SettingsError, RegistryError, ValueError) as exc:
+        print(f"genq: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
