@@ -13,13 +13,12 @@ def _db(args: argparse.Namespace) -> int:
     import migrations
 
     url = get_settings().database_url
+    target = args.revision or ("head" if args.action == "upgrade" else "base")
     if args.action == "upgrade":
-        migrations.upgrade(url, args.revision or "head")
+        migrations.upgrade(url, target)
     else:
-        migrations.downgrade(url, args.revision or "base")
-    print(
-        f"database {args.action}d to {args.revision or ('head' if args.action == 'upgrade' else 'base')}"
-    )
+        migrations.downgrade(url, target)
+    print(f"database {args.action}d to {target}")
     return 0
 
 
