@@ -108,3 +108,14 @@ def test_list_filters_and_paginates(client, auth, worker, wait_for):
     assert client.get("/v1/jobs?status=failed", headers=auth).get_json()["data"] == []
     later = client.get("/v1/jobs?created_after=2999-01-01T00:00:00Z", headers=auth).get_json()
     assert later["data"] == []
+
+
+def test_pipelines_stay_warm_between_jobs(client, auth, worker, wait_for):
+    """One load per model per worker process: a second job of the model loads nothing."""
+    jobs = []
+    for _ in range(2):
+        job = submit(client, auth, {"model": "tiny-sd", "input": {"prompt": "warm"}})
+        jobs.append(wait_for(job.get_json()["id"], auth))
+    assert all(j["status"] == "succeeded" for j in jobs)
+    assert jobs[1]["metrics"]["load_s"] == 0.0
+    assert jobs[1]["metrics"]["stages"]["load"] < 0.05
