@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genq.webhooks.ssrf import UnsafeURL, check_url
 from pipelines.registry import ModelSpec, Registry, has_chat_template
-from pipelines.text_params import validate
+from pipelines.text_params import DECODING_PARAMS, validate
 
 MAX_SEED = 2**63 - 1
 
@@ -212,18 +212,7 @@ def resolve_text_input(spec: ModelSpec, given: TextInput) -> tuple[dict[str, Any
             }
         )
     if not errors:
-        params = {
-            k: resolved[k]
-            for k in (
-                "gen_length",
-                "block_length",
-                "steps",
-                "temperature",
-                "cfg_scale",
-                "remasking",
-                "threshold",
-            )
-        }
+        params = {k: resolved[k] for k in DECODING_PARAMS}
         try:
             validate(**params)
         except ValueError as exc:  # the message starts with the parameter's name

@@ -29,18 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.base import GenerationResult, OnBlock, OnStep, TextRequest
-from pipelines.text_params import validate
+from pipelines.text_params import DECODING_PARAMS, validate
 
-# What requests decoded together in one batch must agree on (prompt and seed may differ).
-BATCH_SHARED = (
-    "gen_length",
-    "block_length",
-    "steps",
-    "temperature",
-    "cfg_scale",
-    "remasking",
-    "threshold",
-)
 # LLaDA's mask token; its tokenizer does not declare it as ``mask_token``.
 LLADA_MASK_TOKEN = "<|mdm_mask|>"
 
@@ -315,7 +305,7 @@ class MaskedDiffusionLM:
         if not requests:
             return []
         first = requests[0]
-        for name in BATCH_SHARED:
+        for name in DECODING_PARAMS:
             if any(getattr(other, name) != getattr(first, name) for other in requests[1:]):
                 raise ValueError(f"{name}: a batch needs one value for all its requests")
         return self._run(requests, on_step, None)

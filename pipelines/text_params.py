@@ -7,6 +7,17 @@ function, so a request the API accepts is one the worker can run.
 from __future__ import annotations
 
 REMASKING = ("low_confidence", "random")
+# The decoding parameters of a text job; requests decoded together in one batch must agree
+# on all of them (prompt and seed may differ).
+DECODING_PARAMS = (
+    "gen_length",
+    "block_length",
+    "steps",
+    "temperature",
+    "cfg_scale",
+    "remasking",
+    "threshold",
+)
 
 
 def validate(

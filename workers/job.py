@@ -28,6 +28,7 @@ from genq.notify import Notifier
 from genq.settings import Settings
 from pipelines.base import GenerationResult, ImageRequest, JobCanceled, TextRequest
 from pipelines.registry import ModelSpec, Registry, load_registry
+from pipelines.text_params import DECODING_PARAMS
 from storage import jobs
 from storage.db import session_factory
 from storage.models import TERMINAL
@@ -40,17 +41,6 @@ log = logging.getLogger("genq.worker")
 T = TypeVar("T")
 
 __all__ = ["execute_job", "with_retries", "StorageUnavailable"]
-
-# Decoding parameters text jobs must share to run in one batch (see pipelines.dllm).
-BATCH_SHARED = (
-    "gen_length",
-    "block_length",
-    "steps",
-    "temperature",
-    "cfg_scale",
-    "remasking",
-    "threshold",
-)
 
 
 @lru_cache(maxsize=4)
@@ -292,7 +282,7 @@ def _finish_text(run: JobRun, result: GenerationResult, settings: Settings, batc
 
 def _claim_peers(first: JobRun, spec: ModelSpec) -> list[JobRun]:
     """Claim queued text jobs that can share this job's forwards."""
-    wanted = {k: first.job.input.get(k) for k in BATCH_SHARED}
+    wanted = {k: first.job.input.get(k) for k in DECODING_PARAMS}
     peers: list[JobRun] = []
     for candidate in jobs.queued_of_model(first.session, first.job.model, limit=64):
         if len(peers) + 1 >= spec.limits.max_batch:
