@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
+from api.input_images import attach_input_image
 from api.schemas import FieldErrors, parse_job
 from api.services import db, services
 from genq.broker import kick_webhooks, publish_job
@@ -81,8 +82,16 @@ def create_job() -> Response:
         raise invalid([{"field": "Idempotency-Key", "message": "must be 1-255 characters"}])
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     session = db()
+    job_id = jobs.new_job_id()
+    try:
+        attach_input_image(
+            resolved, owner=who.owner, job_id=job_id, store=svc.store, session=session
+        )
+    except FieldErrors as exc:
+        raise invalid(exc.errors) from None
     job, created = jobs.create_job(
         session,
+        job_id=job_id,
         owner=who.owner,
         kind=spec.kind,
         model=spec.name,

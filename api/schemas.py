@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genq.webhooks.ssrf import UnsafeURL, check_url
+from pipelines.image_params import SCHEDULERS
+from pipelines.image_params import validate as validate_image
 from pipelines.registry import ModelSpec, Registry, has_chat_template
 from pipelines.text_params import DECODING_PARAMS, validate
 
@@ -30,6 +32,16 @@ class ImageInput(BaseModel):
     guidance_scale: float | None = Field(default=None, ge=0, le=50)
     num_images: int | None = Field(default=None, ge=1)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED, description="Chosen if absent.")
+    scheduler: str | None = Field(default=None, description="One of the family's schedulers.")
+    image: str | None = Field(
+        default=None, description="Image-to-image: a PNG/JPEG/WebP, base64 or a data: URL."
+    )
+    image_url: str | None = Field(
+        default=None, description="Image-to-image: the URL of one of your genq artifacts."
+    )
+    strength: float | None = Field(
+        default=None, description="Image-to-image: how much of the schedule runs (0, 1]."
+    )
 
 
 class ChatMessage(BaseModel):
@@ -163,6 +175,34 @@ def resolve_image_input(spec: ModelSpec, given: ImageInput) -> tuple[dict[str, A
         bad("num_inference_steps", f"must be at most {lim.max_steps} for model {spec.name}")
     if resolved["num_images"] > lim.max_images:
         bad("num_images", f"must be at most {lim.max_images} for model {spec.name}")
+    image_to_image = given.image is not None or given.image_url is not None
+    if given.image is not None and given.image_url is not None:
+        bad("image", "give one of image, image_url")
+    if spec.family in SCHEDULERS:
+        resolved["scheduler"] = given.scheduler
+        if image_to_image:
+            resolved["strength"] = given.strength if given.strength is not None else 0.8
+            resolved["image"], resolved["image_url"] = given.image, given.image_url
+        if not errors:
+            try:  # the pipeline's own checks, run here so nothing it refuses is queued
+                validate_image(
+                    spec.family,
+                    width=resolved["width"],
+                    height=resolved["height"],
+                    num_inference_steps=resolved["num_inference_steps"],
+                    guidance_scale=resolved["guidance_scale"],
+                    num_images=resolved["num_images"],
+                    scheduler=given.scheduler,
+                    image_to_image=image_to_image,
+                    strength=resolved.get("strength", 0.8),
+                )
+            except ValueError as exc:
+                bad(str(exc).split()[0], str(exc))
+    elif given.scheduler is not None or image_to_image or given.strength is not None:
+        bad(
+            "scheduler" if given.scheduler else "image",
+            f"model {spec.name} takes no scheduler or input image",
+        )
     if errors:
         raise FieldErrors(errors)
     seed = given.seed if given.seed is not None else secrets.randbelow(2**32)

@@ -25,6 +25,13 @@ class JobCanceled(Exception):
 
 @dataclass(frozen=True)
 class ImageRequest:
+    """One image generation; see ``pipelines.image_params`` for the rules each field follows.
+
+    With ``image`` (a PIL image, resized to ``width`` x ``height``) the job is image-to-image:
+    ``strength`` says how much of the schedule runs on the noised image, 1.0 being all of it.
+    ``scheduler`` names one of the family's schedulers; ``None`` keeps the checkpoint's own.
+    """
+
     prompt: str
     width: int
     height: int
@@ -33,6 +40,9 @@ class ImageRequest:
     num_images: int
     seed: int
     negative_prompt: str | None = None
+    scheduler: str | None = None
+    image: Any | None = None  # PIL.Image.Image
+    strength: float = 0.8
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,7 @@ def create_job(
     request_hash: str | None = None,
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
+    job_id: str | None = None,
 ) -> tuple[Job, bool]:
     """Insert a queued job; returns ``(job, created)``.
 
@@ -133,7 +134,7 @@ def create_job(
     """
     now = utcnow()
     values = dict(
-        id=new_job_id(),
+        id=job_id or new_job_id(),
         owner=owner,
         kind=kind,
         model=model,

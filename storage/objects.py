@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from genq.settings import Settings
 
@@ -34,6 +34,10 @@ class ObjectStore(Protocol):
 
     def check(self) -> None:
         """Raise when the store cannot be reached (readiness probe)."""
+        ...
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key of an object this store's URLs point at, or None for a foreign URL."""
         ...
 
 
@@ -97,6 +101,14 @@ class S3Store:
     def check(self) -> None:
         self._ensure_bucket()
 
+    def key_for_url(self, url: str) -> str | None:
+        """The key behind one of this store's URLs (presigned or public), else None."""
+        if self.public_base_url and url.startswith(self.public_base_url + "/"):
+            return unquote(url[len(self.public_base_url) + 1 :].split("?", 1)[0])
+        path = urlsplit(url).path
+        prefix = f"/{self.bucket}/"
+        return unquote(path[len(prefix) :]) if path.startswith(prefix) else None
+
 
 class LocalStore:
     """Artifacts in a directory, served by the API at ``/v1/files/<key>`` with signed URLs."""
@@ -139,6 +151,13 @@ class LocalStore:
 
     def check(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def key_for_url(self, url: str) -> str | None:
+        """The key behind one of this store's URLs, else None (the signature is not needed:
+        the caller checks the key belongs to the requester)."""
+        path = urlsplit(url).path
+        prefix = "/v1/files/"
+        return unquote(path[len(prefix) :]) if path.startswith(prefix) else None
 
 
 def make_store(settings: Settings) -> ObjectStore:

@@ -11,6 +11,7 @@ the peers' own tasks later find nothing to claim.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -226,7 +227,7 @@ def _run_image(run: JobRun, pipeline: Any, settings: Settings) -> str:
     job, timer = run.job, run.timer
     result: GenerationResult = timer.run(
         "generate",
-        lambda: pipeline(_image_request(job), lambda s, n: run.report(s, n, "denoising")),
+        lambda: pipeline(_image_request(job, settings), lambda s, n: run.report(s, n, "denoising")),
     )
     timer.stages.update({f"generate.{k}": round(v, 6) for k, v in result.stages.items()})
     if result.images:
@@ -329,9 +330,23 @@ def _run_text_batch(runs: list[JobRun], pipeline: Any, settings: Settings) -> li
     return outcomes
 
 
-def _image_request(job: Row) -> ImageRequest:
+def _image_request(job: Row, settings: Settings) -> ImageRequest:
     params = job.input
+    image = None
+    if params.get("image_key"):  # image-to-image: the input image stored at submit
+        from PIL import Image
+
+        data = with_retries(
+            lambda: _store(settings).get(params["image_key"]),
+            tries=settings.storage_retries,
+            backoff_s=settings.storage_backoff_s,
+            what=f"download of {params['image_key']}",
+        )
+        image = Image.open(io.BytesIO(data)).convert("RGB")
     return ImageRequest(
+        scheduler=params.get("scheduler"),
+        image=image,
+        strength=params.get("strength", 0.8),
         prompt=params.get("prompt", ""),
         negative_prompt=params.get("negative_prompt"),
         width=params.get("width", 0),
