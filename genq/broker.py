@@ -41,6 +41,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A process preloading and health-checking models may take minutes to start.
+        "worker_proc_alive_timeout": 600,
         "task_soft_time_limit": settings.job_soft_limit_s,
         "task_time_limit": settings.job_hard_limit_s,
         "task_default_queue": settings.queue,

@@ -66,6 +66,8 @@ class Settings:
     webhook_secret_overlap_s: float = 86400.0
     # Hosts (names or IPs, comma-separated) exempt from the public-address check.
     webhook_allow_hosts: str = ""
+    # Models each worker process loads and health-checks before taking tasks (comma-separated).
+    preload_models: str = ""
     # Device of this worker process: "auto" (cuda when present, else cpu), "cpu", "cuda".
     device: str = "auto"
 

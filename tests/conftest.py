@@ -147,7 +147,8 @@ def settings(database_url: str, broker_url: str, s3_endpoint: str, models_file: 
 def worker(settings: Settings, workdir: Path) -> Iterator[ls.Service]:
     """A real Celery worker process consuming this run's queue."""
     log = workdir / "worker.log"
-    service = ls.start_worker(settings.to_env(), log, queues=settings.queue)
+    env = {**settings.to_env(), "GENQ_PRELOAD_MODELS": "tiny-sd"}  # ready = loaded + healthy
+    service = ls.start_worker(env, log, queues=settings.queue)
     yield service
     service.stop()
 

@@ -11,7 +11,7 @@ import logging
 from celery.signals import worker_process_init
 
 from genq.broker import make_celery
-from genq.settings import get_settings
+from genq.settings import Settings, get_settings
 
 log = logging.getLogger("genq.worker")
 
@@ -26,4 +26,21 @@ def _init_process(**_: object) -> None:
     from workers.device import pin_device
 
     reset_engines()
-    pin_device(get_settings().device)
+    settings = get_settings()
+    device = pin_device(settings.device)
+    if settings.preload_models:
+        preload(settings, device)
+
+
+def preload(settings: Settings, device: str) -> None:
+    """Load and health-check the listed models before this process takes any task: Celery
+    sends it nothing until this returns, so the worker is ready only when they pass."""
+    from pipelines.registry import load_registry
+    from workers.cache import get_pipeline
+
+    registry = load_registry(settings.models_file)
+    for name in (n.strip() for n in settings.preload_models.split(",") if n.strip()):
+        spec = registry.get(name)
+        if spec is None:
+            raise ValueError(f"GENQ_PRELOAD_MODELS names {name!r}, which the registry lacks")
+        get_pipeline(spec, device)

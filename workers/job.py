@@ -35,7 +35,7 @@ from storage.db import session_factory
 from storage.models import TERMINAL
 from storage.objects import ObjectStore, make_store
 from workers.artifacts import StorageUnavailable, encode_png, provenance, upload, with_retries
-from workers.cache import get_pipeline
+from workers.cache import ModelUnhealthy, get_pipeline
 from workers.device import current_device
 
 log = logging.getLogger("genq.worker")
@@ -198,6 +198,8 @@ def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:
         return [run.fail("timeout", f"job exceeded {limit}s") for run in runs]
     except StorageUnavailable as exc:
         return [run.fail("storage_unavailable", str(exc)) for run in runs]
+    except ModelUnhealthy as exc:
+        return [run.fail("model_unhealthy", str(exc)) for run in runs]
     except Exception as exc:
         log.exception("job %s failed", first.job.id)
         return [run.fail("pipeline_error", f"{type(exc).__name__}: {exc}") for run in runs]
