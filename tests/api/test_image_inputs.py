@@ -42,16 +42,20 @@ def test_bad_image_inputs_name_their_field(client, auth, params, field):
 
 
 def test_noop_model_takes_no_image(client, auth):
-    response = client.post("/v1/jobs", headers=auth,
-                           json={"model": "noop", "input": {"scheduler": "ddim"}})
+    response = client.post(
+        "/v1/jobs", headers=auth, json={"model": "noop", "input": {"scheduler": "ddim"}}
+    )
     assert fields(response) == ["input.scheduler"]
 
 
 def test_upload_is_stored_beside_the_job(client, auth, owner, session, settings):
     from storage.objects import make_store
 
-    response = client.post("/v1/jobs", headers=auth, json=body(
-        image=f"data:image/png;base64,{png_b64()}", strength=0.5))
+    response = client.post(
+        "/v1/jobs",
+        headers=auth,
+        json=body(image=f"data:image/png;base64,{png_b64()}", strength=0.5),
+    )
     assert response.status_code == 202, response.get_json()
     job = response.get_json()
     assert "image" not in job["input"]  # no base64 in the database
