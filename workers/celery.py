@@ -7,6 +7,8 @@ its device at start and loads pipelines lazily, once per model, on its first job
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from celery.signals import worker_process_init
 
@@ -29,7 +31,16 @@ def _init_process(**_: object) -> None:
     settings = get_settings()
     device = pin_device(settings.device)
     if settings.preload_models:
-        preload(settings, device)
+        try:
+            preload(settings, device)
+        except Exception:
+            # Celery would log a failing init and serve anyway: a worker whose models fail
+            # their health request must not take jobs, so it stops instead.
+            log.critical(
+                "preloading %s failed; stopping the worker", settings.preload_models, exc_info=True
+            )
+            os.kill(os.getppid(), signal.SIGTERM)
+            os._exit(1)
 
 
 def preload(settings: Settings, device: str) -> None:
