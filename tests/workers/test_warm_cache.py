@@ -47,3 +47,28 @@ def test_unhealthy_model_is_not_cached(loads):
     with pytest.raises(cache.ModelUnhealthy):
         cache.get_pipeline(spec("broken"), "cpu")
     assert loads == ["broken", "broken"]  # tried again, never served
+
+
+def test_worker_with_a_failing_preload_stops(settings, workdir):
+    """A worker whose models cannot be made ready takes no jobs: it stops."""
+    import sys
+    import time
+
+    from genq import local_services as ls
+
+    env = {
+        **settings.to_env(),
+        "GENQ_PRELOAD_MODELS": "no-such-model",
+        "GENQ_QUEUE": f"{settings.queue}.never",
+    }
+    log = workdir / "failing-preload.log"
+    process = ls._spawn(
+        [sys.executable, "-m", "genq.cli", "worker", "--queues", env["GENQ_QUEUE"]], env, log
+    )
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if process.poll() is None:
+        process.kill()
+    assert process.returncode is not None, "the worker kept running"
+    assert "preloading no-such-model failed" in log.read_text()
