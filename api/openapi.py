@@ -228,6 +228,27 @@ def spec() -> dict[str, Any]:
                     ],
                 )
             },
+            "/v1/admin/summary": {
+                "get": _op(
+                    "Admin: counts, queues, latency, failures (admin keys only)",
+                    {"200": {"description": "the summary"}, "403": PROBLEM},
+                )
+            },
+            "/v1/admin/jobs": {
+                "get": _op(
+                    "Admin: every owner's jobs (admin keys only)",
+                    {"200": {"description": "{data: [job]}"}, "403": PROBLEM},
+                    parameters=[
+                        {"name": n, "in": "query", "schema": {"type": "string"}}
+                        for n in ("owner", "status", "model", "limit")
+                    ],
+                )
+            },
+            "/admin/": {
+                "get": _op(
+                    "The admin dashboard (HTML)", {"200": {"description": "HTML"}}, security=[]
+                )
+            },
             "/healthz": {"get": _op("Liveness", {"200": {"description": "ok"}}, security=[])},
             "/readyz": {
                 "get": _op(
