@@ -13,7 +13,17 @@ from genq.settings import Settings, get_settings
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from api import admin, completions, events, files, health, jobs, openapi, webhooks
+    from api import (
+        admin,
+        batches,
+        completions,
+        events,
+        files,
+        health,
+        jobs,
+        openapi,
+        webhooks,
+    )
     from api.errors import register_error_handlers
     from api.services import Services, close_db
     from genq.broker import make_celery
@@ -38,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.teardown_appcontext(close_db)
     register_error_handlers(app)
-    for module in (jobs, events, completions, webhooks, admin, files, health, openapi):
+    blueprints = (jobs, batches, events, completions, webhooks, admin, files, health, openapi)
+    for module in blueprints:
         app.register_blueprint(module.bp)
     return app

@@ -153,14 +153,14 @@ def _complete(chat: bool) -> Response:
         queue=svc.settings.queue,
     )
     if body.get("stream"):
-        publish(job)
+        publish(job.id, job.queue)
         return Response(
             _stream(svc, job, chat),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     with svc.notifier.listening(job.id) as finished:
-        publish(job)
+        publish(job.id, job.queue)
         finished(svc.settings.max_wait_s)
     job = jobs.get_job(session, job.id) or job
     if job.status == "succeeded":

@@ -60,11 +60,11 @@ def _wait_seconds() -> float:
     return min(float(match.group(1)), services().settings.max_wait_s)
 
 
-def publish(job: Job) -> None:
+def publish(job_id: str, queue: str) -> None:
     try:
-        publish_job(services().celery, job.id, job.queue)
+        publish_job(services().celery, job_id, queue)
     except Exception:  # the row is the outbox: the reconciler republishes it
-        current_app.logger.exception("publishing job %s failed; the reconciler will", job.id)
+        current_app.logger.exception("publishing job %s failed; the reconciler will", job_id)
 
 
 @bp.post("")
@@ -116,12 +116,12 @@ def create_job() -> Response:
     wait = _wait_seconds()
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait <= 0:
-        publish(job)
+        publish(job.id, job.queue)
         return _render(job, 202, headers, new=True)
     headers["Preference-Applied"] = f"wait={wait:g}"
     # Subscribe before publishing, so even an instant job's notification is heard.
     with svc.notifier.listening(job.id) as finished:
-        publish(job)
+        publish(job.id, job.queue)
         finished(wait)
     job = jobs.get_job(session, job.id) or job
     return _render(job, 200 if job.status in TERMINAL else 202, headers)

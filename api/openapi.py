@@ -42,6 +42,7 @@ OPENAI_BODY = {
         }
     },
 }
+BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -135,6 +136,35 @@ def spec() -> dict[str, Any]:
                         )
                     ],
                 ),
+            },
+            "/v1/batches": {
+                "post": _op(
+                    "Submit a batch: JSON {requests, metadata} or JSON Lines of "
+                    "{custom_id, model, input}; all validated before any is queued",
+                    {"202": {"description": "the batch"}, "422": PROBLEM},
+                )
+            },
+            "/v1/batches/{batch_id}": {
+                "get": _op(
+                    "A batch's status and request counts",
+                    {"200": {"description": "the batch"}, "404": PROBLEM},
+                    parameters=[BATCH_ID],
+                )
+            },
+            "/v1/batches/{batch_id}/results": {
+                "get": _op(
+                    "Finished requests as JSON Lines (custom_id, job_id, status, "
+                    "output, error, artifacts)",
+                    {"200": {"description": "application/jsonl"}, "404": PROBLEM},
+                    parameters=[BATCH_ID],
+                )
+            },
+            "/v1/batches/{batch_id}/cancel": {
+                "post": _op(
+                    "Cancel every job of the batch",
+                    {"202": {"description": "the batch"}, "404": PROBLEM, "409": PROBLEM},
+                    parameters=[BATCH_ID],
+                )
             },
             "/v1/jobs/{job_id}": {
                 "get": _op("Read a job", {"200": JOB, "404": PROBLEM}, parameters=[JOB_ID])

@@ -110,8 +110,7 @@ def _event(
 # --- submit -------------------------------------------------------------------------------
 
 
-def create_job(
-    session: Session,
+def job_values(
     *,
     owner: str,
     kind: str,
@@ -124,16 +123,13 @@ def create_job(
     webhook_url: str | None = None,
     webhook_events: list[str] | None = None,
     job_id: str | None = None,
-) -> tuple[Job, bool]:
-    """Insert a queued job; returns ``(job, created)``.
-
-    One INSERT, no event row: creation is not a transition (``created_at`` records it), and
-    this is the hot path of every submit. With an idempotency key this owner already used,
-    nothing is inserted and the earlier job is returned with ``created=False``; the caller
-    compares ``request_hash``.
-    """
-    now = utcnow()
-    values = dict(
+    batch_id: str | None = None,
+    custom_id: str | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The columns of a new queued job."""
+    now = now or utcnow()
+    return dict(
         id=job_id or new_job_id(),
         owner=owner,
         kind=kind,
@@ -148,9 +144,28 @@ def create_job(
         request_hash=request_hash,
         webhook_url=webhook_url,
         webhook_events=webhook_events if webhook_url else None,
+        batch_id=batch_id,
+        custom_id=custom_id,
         created_at=now,
         enqueued_at=now,
     )
+
+
+def insert_jobs(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many queued jobs in the caller's transaction (one executemany)."""
+    session.execute(_INSERT_JOB, rows)
+
+
+def create_job(session: Session, **fields: Any) -> tuple[Job, bool]:
+    """Insert a queued job (fields as :func:`job_values`); returns ``(job, created)``.
+
+    One INSERT, no event row: creation is not a transition (``created_at`` records it), and
+    this is the hot path of every submit. With an idempotency key this owner already used,
+    nothing is inserted and the earlier job is returned with ``created=False``; the caller
+    compares ``request_hash``.
+    """
+    values = job_values(**fields)
+    owner, idempotency_key = values["owner"], values["idempotency_key"]
     try:
         # One statement needs no transaction around it: in autocommit it is one round trip
         # instead of three (BEGIN, INSERT, COMMIT).
@@ -171,7 +186,6 @@ def create_job(
         error=None,
         progress=None,
         metrics=None,
-        batch_id=None,
         lease_until=None,
         started_at=None,
         completed_at=None,

@@ -69,7 +69,9 @@ class Job(Base):
     progress: Mapped[dict[str, Any] | None] = mapped_column(Json)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(Json)
     seed: Mapped[int] = mapped_column(BigInteger)
-    batch_id: Mapped[str | None] = mapped_column(String(36))
+    batch_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # The client's name for this request within its batch.
+    custom_id: Mapped[str | None] = mapped_column(String(255))
     queue: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
@@ -91,6 +93,19 @@ class Job(Base):
         Index("ix_jobs_owner_created", "owner", "created_at", "id"),
         Index("ix_jobs_status_enqueued", "status", "enqueued_at"),
     )
+
+
+class Batch(Base):
+    """Jobs submitted together; their statuses make the batch's (counted, never copied)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
+    total: Mapped[int] = mapped_column(Integer)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", Json)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class JobEvent(Base):
@@ -211,6 +226,7 @@ __all__ = [
     "JobEvent",
     "Artifact",
     "ApiKey",
+    "Batch",
     "WebhookSecret",
     "WebhookDelivery",
     "WebhookAttempt",

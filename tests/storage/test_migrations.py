@@ -23,6 +23,7 @@ TABLES = {
     "webhook_deliveries",
     "webhook_attempts",
     "webhook_disabled_endpoints",
+    "batches",
 }
 
 
