@@ -47,14 +47,22 @@ def encode_png(image: Any, metadata: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def provenance(job: Any) -> dict[str, str]:
-    return {
+def provenance(job: Any, output: dict[str, Any]) -> dict[str, str]:
+    """PNG text chunks saying how the image was made; the job's output says the same."""
+    params = job.input
+    found = {
         "genq:model": job.model,
         "genq:seed": str(job.seed),
+        "genq:steps": str(params.get("num_inference_steps")),
+        "genq:guidance_scale": str(params.get("guidance_scale")),
+        "genq:scheduler": str(output.get("scheduler") or params.get("scheduler") or ""),
         "genq:job_id": job.id,
         "genq:version": __version__,
-        "parameters": repr(sorted(job.input.items())),
+        "parameters": repr(sorted((k, v) for k, v in params.items() if k != "image_key")),
     }
+    if params.get("image_key"):
+        found["genq:strength"] = str(params.get("strength"))
+    return found
 
 
 def upload(

@@ -236,7 +236,7 @@ def _run_image(run: JobRun, pipeline: Any, settings: Settings) -> str:
         run.report(run.progress["total_steps"], run.progress["total_steps"], "uploading")
     store, artifacts = _store(settings), []
     for n, image in enumerate(result.images):
-        data = timer.run("encode", lambda i=image: encode_png(i, provenance(job)))
+        data = timer.run("encode", lambda i=image: encode_png(i, provenance(job, result.output)))
         artifacts.append(
             timer.run(
                 "upload",
@@ -245,7 +245,12 @@ def _run_image(run: JobRun, pipeline: Any, settings: Settings) -> str:
                 ),
             )
         )
-    return run.complete({"images": len(artifacts), **result.output}, artifacts)
+    made = {
+        k: job.input.get(k)
+        for k in ("num_inference_steps", "guidance_scale", "strength")
+        if job.input.get(k) is not None
+    }
+    return run.complete({"images": len(artifacts), **made, **result.output}, artifacts)
 
 
 def _run_text(run: JobRun, pipeline: Any, settings: Settings) -> str:

@@ -51,6 +51,11 @@ def test_image_job_runs_to_success_with_artifacts(client, auth, worker, wait_for
         assert image.format == "PNG"
         assert image.size == (64, 48)
         assert image.text["genq:seed"] == str(job["seed"])
+        assert image.text["genq:model"] == "tiny-sd"
+        assert image.text["genq:steps"] == "3"
+        assert image.text["genq:scheduler"] == done["output"]["scheduler"]
+    assert done["output"]["num_inference_steps"] == 3
+    assert done["output"]["guidance_scale"] == 7.5
 
 
 def test_progress_and_events_are_recorded(client, auth, worker, wait_for, session):
