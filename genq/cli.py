@@ -23,9 +23,12 @@ def _db(args: argparse.Namespace) -> int:
 
 
 def _make_tiny(args: argparse.Namespace) -> int:
-    from pipelines.tiny import make_tiny_sd
+    from pipelines.tiny import make_tiny, make_tiny_mlm
 
-    path = make_tiny_sd(args.directory)
+    if args.family == "dllm":
+        path = make_tiny_mlm(args.directory)
+    else:
+        path = make_tiny(args.directory, args.family)
     print(path)
     return 0
 
@@ -102,8 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="model utilities")
     msub = models.add_subparsers(dest="models_command", required=True)
-    tiny = msub.add_parser("make-tiny", help="build a tiny random-weight SD checkpoint")
+    tiny = msub.add_parser("make-tiny", help="build a tiny random-weight checkpoint")
     tiny.add_argument("directory")
+    tiny.add_argument("--family", default="sd", choices=["sd", "sdxl", "sd3", "dllm"])
     tiny.set_defaults(func=_make_tiny)
 
     keys = sub.add_parser("keys", help="API keys")

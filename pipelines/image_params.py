@@ -43,12 +43,20 @@ def validate(
     image_to_image: bool,
     strength: float,
     size_multiple: int | None = None,
+    min_size: int | None = None,
 ) -> None:
-    """Raise ``ValueError`` naming the first parameter a ``family`` pipeline cannot run."""
+    """Raise ``ValueError`` naming the first parameter a ``family`` pipeline cannot run.
+
+    ``size_multiple`` and ``min_size`` default to the family's; a loaded pipeline knows its
+    checkpoint's (``ComposedPipeline.size_multiple``, ``.min_size``).
+    """
     multiple = size_multiple or SIZE_MULTIPLES[family]
+    smallest = min_size or multiple
     for name, value in (("width", width), ("height", height)):
-        if value < multiple or value % multiple:
+        if value < 1 or value % multiple:
             raise ValueError(f"{name} must be a positive multiple of {multiple}, not {value}")
+        if value < smallest:
+            raise ValueError(f"{name} must be at least {smallest}, not {value}")
     if num_inference_steps < 1:
         raise ValueError(f"num_inference_steps must be at least 1, not {num_inference_steps}")
     if not guidance_scale >= 0:  # also rejects NaN

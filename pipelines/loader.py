@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.base import Pipeline, TextPipeline
-from pipelines.registry import ModelSpec
+from pipelines.registry import IMAGE_FAMILIES, ModelSpec
 
 
 def resolve_device(name: str) -> str:
@@ -21,16 +21,11 @@ def load_pipeline(spec: ModelSpec, device: str) -> Pipeline | TextPipeline:
         from pipelines.noop import NoopPipeline
 
         return NoopPipeline()
-    if spec.family == "sd":
-        import torch
-
-        from pipelines.image import StableDiffusionTextToImage
-
+    if spec.family in IMAGE_FAMILIES:
         if not spec.path:
-            raise ValueError(f"model {spec.name!r} (family 'sd') has no path")
-        # Half precision halves memory and time on CUDA; CPUs lack fast float16 kernels.
-        dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        return StableDiffusionTextToImage.from_pretrained(spec.path, device, dtype)
+            raise ValueError(f"model {spec.name!r} (family {spec.family!r}) has no path")
+        # Half precision on CUDA unless the registry's accel.dtype says otherwise.
+        return image_pipeline_class(spec.family).from_pretrained(spec.path, device, spec.accel)
     if spec.family == "dllm":
         import torch
 
@@ -44,3 +39,20 @@ def load_pipeline(spec: ModelSpec, device: str) -> Pipeline | TextPipeline:
             spec.path, device, dtype, trust_remote_code=spec.trust_remote_code
         )
     raise ValueError(f"model {spec.name!r}: unknown pipeline family {spec.family!r}")
+
+
+def image_pipeline_class(family: str) -> type:
+    """The composed pipeline of an image family; each imports torch and diffusers."""
+    if family == "sd":
+        from pipelines.sd import SDPipeline
+
+        return SDPipeline
+    if family == "sdxl":
+        from pipelines.sdxl import SDXLPipeline
+
+        return SDXLPipeline
+    if family == "sd3":
+        from pipelines.sd3 import SD3Pipeline
+
+        return SD3Pipeline
+    raise ValueError(f"unknown image family {family!r}")

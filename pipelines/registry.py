@@ -12,6 +12,18 @@ Read from a TOML file (``GENQ_MODELS_FILE``)::
     [models.tiny-sd.limits]
     max_width = 256
 
+Image families: ``sd`` (Stable Diffusion 1.x/2.x), ``sdxl`` and ``sd3``. A model may switch on
+accelerations in its ``accel`` table (see :class:`Accel`)::
+
+    [models.sd3-medium]
+    family = "sd3"
+    path = "/models/stable-diffusion-3-medium-diffusers"
+    [models.sd3-medium.accel]
+    cache = "first_block_cache"   # or "taylorseer"; DiT families only
+    cache_threshold = 0.1
+    compile = true
+    dtype = "bfloat16"
+
 A masked diffusion language model (LLaDA-style, ``kind = "text"``) is declared the same way::
 
     [models.llada]
@@ -38,10 +50,16 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.image_params import SIZE_MULTIPLES
 from pipelines.text_params import REMASKING
 
 KINDS = ("image", "text", "noop")
-FAMILIES = ("sd", "dllm", "noop")
+FAMILIES = ("sd", "sdxl", "sd3", "dllm", "noop")
+IMAGE_FAMILIES = ("sd", "sdxl", "sd3")
+# Families whose denoiser is a diffusion transformer, which diffusers' cache hooks support.
+DIT_FAMILIES = ("sd3",)
+CACHES = ("first_block_cache", "taylorseer")
+DTYPES = ("float32", "bfloat16", "float16")
 # Families whose kind is fixed; a model of such a family may omit ``kind``.
 FAMILY_KIND = {"dllm": "text"}
 
@@ -84,6 +102,28 @@ class Defaults:
 
 
 @dataclass(frozen=True)
+class Accel:
+    """Accelerations of one model, applied when a worker loads it (see ``pipelines.accel``).
+
+    ``cache`` reuses transformer-block outputs across denoising steps with diffusers' hooks:
+    ``first_block_cache`` skips the other blocks while the first block's output changes by less
+    than ``cache_threshold`` (relative); ``taylorseer`` computes attention fully every
+    ``cache_interval`` steps after ``cache_warmup_steps`` and extrapolates it in between.
+    ``compile`` applies ``torch.compile`` to the denoiser. ``dtype`` defaults to float16 on CUDA,
+    float32 elsewhere. ``attention_backend`` is a diffusers backend name (``"native"``,
+    ``"flash"``, ...) passed to ``set_attention_backend``.
+    """
+
+    cache: str | None = None
+    cache_threshold: float = 0.05
+    cache_interval: int = 5
+    cache_warmup_steps: int = 3
+    compile: bool = False
+    dtype: str | None = None
+    attention_backend: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     kind: str
@@ -93,6 +133,7 @@ class ModelSpec:
     limits: Limits = field(default_factory=Limits)
     # Run modelling code shipped inside the checkpoint directory (real LLaDA needs it).
     trust_remote_code: bool = False
+    accel: Accel = field(default_factory=Accel)
 
 
 def has_chat_template(spec: ModelSpec) -> bool:
@@ -139,6 +180,52 @@ def _section(cls: type, model: str, key: str, raw: Any) -> Any:
     return replace(cls(), **raw)
 
 
+def _limits(model: str, family: str, raw: Any) -> Limits:
+    """The limits table, with the family's size multiple (SD3 patches latents in twos) unless
+    the table sets its own, which must then be a multiple of the family's."""
+    limits = _section(Limits, model, "limits", raw)
+    multiple = SIZE_MULTIPLES.get(family)
+    if multiple is None:
+        return limits
+    if "size_multiple" in (raw or {}):
+        if limits.size_multiple % multiple:
+            raise RegistryError(
+                f"models.{model}.limits.size_multiple must be a multiple of {multiple} "
+                f"for family {family!r}"
+            )
+        return limits
+    raw = raw or {}
+    return replace(
+        limits,
+        size_multiple=multiple,
+        min_width=limits.min_width if "min_width" in raw else max(limits.min_width, multiple),
+        min_height=limits.min_height if "min_height" in raw else max(limits.min_height, multiple),
+    )
+
+
+def _accel(model: str, family: str, raw: Any) -> Accel:
+    accel = _section(Accel, model, "accel", raw)
+    where = f"models.{model}.accel"
+    if raw is not None and family not in IMAGE_FAMILIES:
+        raise RegistryError(f"{where} applies to image families {IMAGE_FAMILIES} only")
+    if accel.cache is not None:
+        if accel.cache not in CACHES:
+            raise RegistryError(f"{where}.cache must be one of {CACHES}, not {accel.cache!r}")
+        if family not in DIT_FAMILIES:
+            raise RegistryError(
+                f"{where}.cache needs a diffusion-transformer family {DIT_FAMILIES}, not {family!r}"
+            )
+    if not accel.cache_threshold > 0:
+        raise RegistryError(f"{where}.cache_threshold must be > 0")
+    if accel.cache_interval < 1 or accel.cache_warmup_steps < 0:
+        raise RegistryError(f"{where}: cache_interval must be >= 1, cache_warmup_steps >= 0")
+    if not isinstance(accel.compile, bool):
+        raise RegistryError(f"{where}.compile must be true or false")
+    if accel.dtype is not None and accel.dtype not in DTYPES:
+        raise RegistryError(f"{where}.dtype must be one of {DTYPES}, not {accel.dtype!r}")
+    return accel
+
+
 def parse_registry(data: dict[str, Any], base_dir: Path | None = None) -> Registry:
     models: dict[str, ModelSpec] = {"noop": NOOP}
     for name, raw in (data.get("models") or {}).items():
@@ -169,8 +256,9 @@ def parse_registry(data: dict[str, Any], base_dir: Path | None = None) -> Regist
             family=family,
             path=path,
             defaults=defaults,
-            limits=_section(Limits, name, "limits", raw.get("limits")),
+            limits=_limits(name, family, raw.get("limits")),
             trust_remote_code=trust_remote_code,
+            accel=_accel(name, family, raw.get("accel")),
         )
     return Registry(models)
 

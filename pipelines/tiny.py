@@ -4,6 +4,9 @@
 ``text_encoder/``, ``tokenizer/``, ``scheduler/``) that loads through
 ``StableDiffusionPipeline.from_pretrained``, so the code path is the one real models take,
 without any download. The images are noise; only shapes and timings matter.
+``make_tiny_sdxl`` and ``make_tiny_sd3`` do the same for SDXL (``StableDiffusionXLPipeline``)
+and Stable Diffusion 3 (``StableDiffusion3Pipeline``); ``make_tiny(directory, family)`` picks
+the builder of a registry family.
 
 ``make_tiny_mlm``: a masked language model (BERT: bidirectional, as masked diffusion LMs need)
 with a WordPiece tokenizer, loadable by ``AutoModelForMaskedLM``/``AutoTokenizer``. Its text
@@ -60,23 +63,62 @@ def _tokenizer():
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=MAX_TOKENS)
 
 
+def _tiny_vae(**config):
+    """A four-block VAE: three downsamplings, so the scale factor is 8 as in real checkpoints."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=8,
+        sample_size=UNET_SAMPLE_SIZE * 8,
+        **{"latent_channels": 4, **config},
+    )
+
+
+def _clip_config(tokenizer, hidden_size: int = TEXT_DIM, **config):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=MAX_TOKENS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **config,
+    )
+
+
+# Stable Diffusion v1's and SDXL's noise schedule.
+_SD_BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
+
+
+def _save(pipe, directory: Path, tokenizer_dirs: tuple[str, ...]) -> Path:
+    pipe.save_pretrained(directory, safe_serialization=True)
+    # transformers 5 saves only tokenizer.json; transformers 4's slow CLIPTokenizer needs these.
+    for name in tokenizer_dirs:
+        _write_tokenizer_files(directory / name)
+    return directory
+
+
 def make_tiny_sd(directory: str | Path) -> Path:
     """Build and save the tiny checkpoint into ``directory``; returns its path.
 
     Weights come from ``torch.manual_seed(0)``, so two builds are identical.
     """
     import torch
-    from diffusers import (
-        AutoencoderKL,
-        DDIMScheduler,
-        StableDiffusionPipeline,
-        UNet2DConditionModel,
-    )
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
-    directory = Path(directory)
     tokenizer = _tokenizer()
-
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
         sample_size=UNET_SAMPLE_SIZE,
@@ -90,39 +132,10 @@ def make_tiny_sd(directory: str | Path) -> Path:
         attention_head_dim=8,
         norm_num_groups=32,
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        # Four blocks: three downsamplings, so the VAE scale factor is 8 as in real SD.
-        block_out_channels=(8, 16, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=UNET_SAMPLE_SIZE * 8,
-    )
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=VOCAB_SIZE,
-            hidden_size=TEXT_DIM,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=MAX_TOKENS,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
-    # Stable Diffusion v1's scheduler settings.
+    vae = _tiny_vae()
+    text_encoder = CLIPTextModel(_clip_config(tokenizer))
     scheduler = DDIMScheduler(
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
+        **_SD_BETAS, clip_sample=False, set_alpha_to_one=False, steps_offset=1
     )
     pipe = StableDiffusionPipeline(
         vae=vae,
@@ -134,10 +147,130 @@ def make_tiny_sd(directory: str | Path) -> Path:
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(directory, safe_serialization=True)
-    # transformers 5 saves only tokenizer.json; transformers 4's slow CLIPTokenizer needs these.
-    _write_tokenizer_files(directory / "tokenizer")
-    return directory
+    return _save(pipe, Path(directory), ("tokenizer",))
+
+
+def make_tiny_sdxl(directory: str | Path) -> Path:
+    """A tiny SDXL checkpoint: two CLIP text encoders (the second with a projection, whose
+    pooled output conditions the UNet with the size "time ids"), loadable by
+    ``StableDiffusionXLPipeline.from_pretrained``. Weights from ``torch.manual_seed(0)``."""
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = _tokenizer()
+    torch.manual_seed(0)
+    time_embed_dim = 8
+    unet = UNet2DConditionModel(
+        sample_size=UNET_SAMPLE_SIZE,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        # Both encoders' hidden states side by side, as in SDXL.
+        cross_attention_dim=2 * TEXT_DIM,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        # Six size numbers (original size, crop corner, target size) and the pooled text.
+        projection_class_embeddings_input_dim=6 * time_embed_dim + TEXT_DIM,
+        transformer_layers_per_block=(1, 2),
+        norm_num_groups=32,
+    )
+    vae = _tiny_vae(scaling_factor=0.13025)
+    text_encoder = CLIPTextModel(_clip_config(tokenizer))
+    text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer, projection_dim=TEXT_DIM))
+    scheduler = EulerDiscreteScheduler(
+        **_SD_BETAS, steps_offset=1, timestep_spacing="leading", interpolation_type="linear"
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+    return _save(pipe, Path(directory), ("tokenizer", "tokenizer_2"))
+
+
+def make_tiny_sd3(
+    directory: str | Path,
+    *,
+    num_layers: int = 4,
+    attention_head_dim: int = 8,
+    num_attention_heads: int = 4,
+) -> Path:
+    """A tiny Stable Diffusion 3 checkpoint: an MMDiT (``SD3Transformer2DModel``), a
+    flow-matching Euler scheduler, a 16-channel VAE and the two CLIP encoders; the T5 encoder
+    is left out (``text_encoder_3=None``), which diffusers replaces with zeros. Loadable by
+    ``StableDiffusion3Pipeline.from_pretrained``. Weights from ``torch.manual_seed(0)``.
+
+    The keyword arguments make the transformer bigger, for benchmarks.
+    """
+    import torch
+    from diffusers import (
+        FlowMatchEulerDiscreteScheduler,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
+    from transformers import CLIPTextModelWithProjection
+
+    tokenizer = _tokenizer()
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=UNET_SAMPLE_SIZE,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=num_layers,
+        attention_head_dim=attention_head_dim,
+        num_attention_heads=num_attention_heads,
+        # The CLIP hidden states side by side are as wide as the (absent) T5's would be.
+        joint_attention_dim=2 * TEXT_DIM,
+        caption_projection_dim=attention_head_dim * num_attention_heads,
+        pooled_projection_dim=2 * TEXT_DIM,
+        pos_embed_max_size=64,
+    )
+    vae = _tiny_vae(
+        latent_channels=16,
+        scaling_factor=1.5305,
+        shift_factor=0.0609,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
+    text_encoder = CLIPTextModelWithProjection(_clip_config(tokenizer, projection_dim=TEXT_DIM))
+    text_encoder_2 = CLIPTextModelWithProjection(_clip_config(tokenizer, projection_dim=TEXT_DIM))
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=_tokenizer(),
+        text_encoder_3=None,
+        tokenizer_3=None,
+    )
+    return _save(pipe, Path(directory), ("tokenizer", "tokenizer_2"))
+
+
+TINY_BUILDERS = {"sd": make_tiny_sd, "sdxl": make_tiny_sdxl, "sd3": make_tiny_sd3}
+
+
+def make_tiny(directory: str | Path, family: str = "sd") -> Path:
+    """Build the tiny checkpoint of an image ``family`` (``sd``, ``sdxl`` or ``sd3``)."""
+    try:
+        builder = TINY_BUILDERS[family]
+    except KeyError:
+        raise ValueError(f"family must be one of {tuple(TINY_BUILDERS)}, not {family!r}") from None
+    return builder(directory)
 
 
 # The tiny masked LM: lowercase words, letters and WordPiece suffixes.

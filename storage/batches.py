@@ -18,12 +18,21 @@ from storage.models import RUNNING, STATUSES, TERMINAL, Batch, Job
 
 
 def create_batch(
-    session: Session, owner: str, batch_id: str, rows: list[dict[str, Any]],
+    session: Session,
+    owner: str,
+    batch_id: str,
+    rows: list[dict[str, Any]],
     metadata: dict[str, Any] | None = None,
 ) -> Batch:
     """Insert the batch and all its jobs (``rows`` from :func:`jobs.job_values`) at once."""
-    batch = Batch(id=batch_id, owner=owner, total=len(rows), cancel_requested=False,
-                  metadata_=metadata, created_at=utcnow())
+    batch = Batch(
+        id=batch_id,
+        owner=owner,
+        total=len(rows),
+        cancel_requested=False,
+        metadata_=metadata,
+        created_at=utcnow(),
+    )
     session.add(batch)
     session.flush()
     jobs.insert_jobs(session, rows)

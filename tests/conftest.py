@@ -62,9 +62,11 @@ def s3_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def models_file(workdir: Path) -> Path:
-    from pipelines.tiny import TINY_CHAT_TEMPLATE, make_tiny_mlm, make_tiny_sd
+    from pipelines.tiny import TINY_CHAT_TEMPLATE, make_tiny, make_tiny_mlm, make_tiny_sd
 
     model = make_tiny_sd(workdir / "tiny-sd")
+    sdxl = make_tiny(workdir / "tiny-sdxl", "sdxl")
+    sd3 = make_tiny(workdir / "tiny-sd3", "sd3")
     mlm = make_tiny_mlm(workdir / "tiny-mlm")
     chat = make_tiny_mlm(workdir / "tiny-mlm-chat", chat_template=TINY_CHAT_TEMPLATE)
     path = workdir / "models.toml"
@@ -79,6 +81,8 @@ width = 64
 height = 64
 num_inference_steps = 4
 [models.tiny-sd.limits]
+min_width = 32
+min_height = 32
 max_width = 128
 max_height = 128
 max_steps = 20
@@ -93,6 +97,29 @@ path = "{model}"
 max_width = 256
 max_height = 256
 max_steps = 1000
+
+[models.tiny-sdxl]
+family = "sdxl"
+path = "{sdxl}"
+[models.tiny-sdxl.limits]
+min_width = 64
+min_height = 64
+max_width = 128
+max_height = 128
+
+[models.tiny-sd3]
+family = "sd3"
+path = "{sd3}"
+[models.tiny-sd3.limits]
+max_width = 128
+max_height = 128
+
+[models.tiny-sd3-cached]
+family = "sd3"
+path = "{sd3}"
+[models.tiny-sd3-cached.accel]
+cache = "first_block_cache"
+cache_threshold = 0.5
 
 [models.tiny-mlm]
 family = "dllm"

@@ -15,7 +15,9 @@ from pipelines.registry import ModelSpec
 
 log = logging.getLogger("genq.worker")
 
-_pipelines: dict[tuple[str, str | None, str], Pipeline] = {}
+# Keyed by model name, not path: two registry entries may share weights but differ in
+# acceleration settings.
+_pipelines: dict[tuple[str, str], Pipeline] = {}
 _lock = threading.Lock()
 loads = 0  # how many loads this process has done; read by tests and benchmarks
 
@@ -27,7 +29,7 @@ class ModelUnhealthy(Exception):
 def get_pipeline(spec: ModelSpec, device: str) -> tuple[Pipeline, float]:
     """The warm pipeline for ``spec`` and the seconds spent loading it now (0 when warm)."""
     global loads
-    key = (spec.family, spec.path, device)
+    key = (spec.name, device)
     with _lock:
         pipeline = _pipelines.get(key)
         if pipeline is not None:

@@ -11,10 +11,12 @@ import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
 
 from pipelines.base import ImageRequest, JobCanceled
-from pipelines.image import StableDiffusionTextToImage
 from pipelines.loader import load_pipeline, resolve_device
 from pipelines.noop import NoopPipeline
 from pipelines.registry import NOOP, ModelSpec
+from pipelines.sd import SDPipeline
+from pipelines.sd3 import SD3Pipeline
+from pipelines.sdxl import SDXLPipeline
 from pipelines.tiny import make_tiny_sd
 
 REQUEST = ImageRequest(
@@ -34,13 +36,8 @@ def ignore_steps(step: int, total: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
-
-
-@pytest.fixture(scope="module")
-def pipeline(tiny_path: Path) -> StableDiffusionTextToImage:
-    return StableDiffusionTextToImage.from_pretrained(tiny_path, "cpu", torch.float32)
+def pipeline(tiny_path: Path) -> SDPipeline:
+    return SDPipeline.from_pretrained(tiny_path, "cpu")
 
 
 def pixels(image) -> np.ndarray:
@@ -62,17 +59,15 @@ def test_tiny_checkpoint_is_deterministic(tmp_path: Path, tiny_path: Path) -> No
         assert (again / part).read_bytes() == (tiny_path / part).read_bytes()
 
 
-def test_images_have_requested_size_and_count(pipeline: StableDiffusionTextToImage) -> None:
+def test_images_have_requested_size_and_count(pipeline: SDPipeline) -> None:
     result = pipeline(replace(REQUEST, width=64, height=48, num_images=2), ignore_steps)
     assert [image.size for image in result.images] == [(64, 48), (64, 48)]
-    assert result.stages["pipeline"] > 0
-    assert result.output == {"scheduler": "DDIMScheduler"}
+    assert result.stages["denoising"] > 0
+    assert result.output == {"scheduler": "ddim"}
     assert pipeline.vae_scale_factor == 8
 
 
-def test_same_seed_same_pixels_other_seed_other_pixels(
-    pipeline: StableDiffusionTextToImage,
-) -> None:
+def test_same_seed_same_pixels_other_seed_other_pixels(pipeline: SDPipeline) -> None:
     first = pixels(pipeline(REQUEST, ignore_steps).images[0])
     second = pixels(pipeline(REQUEST, ignore_steps).images[0])
     other = pixels(pipeline(replace(REQUEST, seed=REQUEST.seed + 1), ignore_steps).images[0])
@@ -80,14 +75,14 @@ def test_same_seed_same_pixels_other_seed_other_pixels(
     assert not np.array_equal(first, other)
 
 
-def test_on_step_reports_every_step_in_order(pipeline: StableDiffusionTextToImage) -> None:
+def test_on_step_reports_every_step_in_order(pipeline: SDPipeline) -> None:
     calls: list[tuple[int, int]] = []
     pipeline(REQUEST, lambda step, total: calls.append((step, total)))
     assert calls == [(step, 4) for step in range(5)]
 
 
 def test_cancel_propagates_and_skips_decoding(
-    pipeline: StableDiffusionTextToImage, monkeypatch: pytest.MonkeyPatch
+    pipeline: SDPipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     decodes: list[object] = []
     original = AutoencoderKL.decode
@@ -113,7 +108,7 @@ def test_cancel_propagates_and_skips_decoding(
     assert len(decodes) == 1
 
 
-def test_cancel_before_first_step_runs_nothing(pipeline: StableDiffusionTextToImage) -> None:
+def test_cancel_before_first_step_runs_nothing(pipeline: SDPipeline) -> None:
     def on_step(step: int, total: int) -> None:
         raise JobCanceled("canceled while queued")
 
@@ -121,9 +116,7 @@ def test_cancel_before_first_step_runs_nothing(pipeline: StableDiffusionTextToIm
         pipeline(REQUEST, on_step)
 
 
-def test_matches_diffusers_called_directly(
-    tiny_path: Path, pipeline: StableDiffusionTextToImage
-) -> None:
+def test_matches_diffusers_called_directly(tiny_path: Path, pipeline: SDPipeline) -> None:
     request = replace(REQUEST, width=64, height=48, num_images=2)
     ours = pipeline(request, ignore_steps).images
 
@@ -150,9 +143,11 @@ def test_matches_diffusers_called_directly(
         assert np.abs(pixels(image) - expected).max() == 0
 
 
-def test_loader_builds_sd_and_noop(tiny_path: Path) -> None:
-    spec = ModelSpec(name="tiny", kind="image", family="sd", path=str(tiny_path))
-    assert isinstance(load_pipeline(spec, "cpu"), StableDiffusionTextToImage)
+def test_loader_builds_each_family_and_noop(tiny_paths: dict[str, Path]) -> None:
+    expected = {"sd": SDPipeline, "sdxl": SDXLPipeline, "sd3": SD3Pipeline}
+    for family, cls in expected.items():
+        spec = ModelSpec(name="tiny", kind="image", family=family, path=str(tiny_paths[family]))
+        assert type(load_pipeline(spec, "cpu")) is cls
     assert isinstance(load_pipeline(NOOP, "cpu"), NoopPipeline)
 
 
