@@ -26,7 +26,7 @@ def pin_device(requested: str) -> str:
         ordinal = index % max(1, torch.cuda.device_count())
         torch.cuda.set_device(ordinal)
         _device = f"cuda:{ordinal}"
-    log.info("worker process pinned to %s", _device)
+    log.info("worker process pinned to %s (%d torch threads)", _device, torch.get_num_threads())
     return _device
 
 

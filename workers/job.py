@@ -112,7 +112,9 @@ class JobRun:
     def final_metrics(self) -> dict[str, Any]:
         stages = self.timer.stages
         self.metrics["stages"] = stages
-        self.metrics["run_s"] = round(sum(v for k, v in stages.items() if k != "load"), 6)
+        # Top-level stages only: "generate.denoising" is already inside "generate".
+        top = (v for k, v in stages.items() if k != "load" and "." not in k)
+        self.metrics["run_s"] = round(sum(top), 6)
         return self.metrics
 
     def complete(self, output: dict[str, Any], artifacts: list[jobs.StoredArtifact]) -> str:

@@ -124,3 +124,12 @@ def test_pipelines_stay_warm_between_jobs(client, auth, worker, wait_for):
     assert all(j["status"] == "succeeded" for j in jobs)
     assert jobs[1]["metrics"]["load_s"] == 0.0
     assert jobs[1]["metrics"]["stages"]["load"] < 0.05
+
+
+def test_run_seconds_count_each_stage_once(client, auth, worker, wait_for):
+    job = submit(client, auth, {"model": "tiny-sd", "input": {"prompt": "sum"}}).get_json()
+    metrics = wait_for(job["id"], auth)["metrics"]
+    stages = metrics["stages"]
+    top = sum(v for k, v in stages.items() if k != "load" and "." not in k)
+    assert abs(metrics["run_s"] - top) < 1e-5
+    assert stages["generate.denoising"] <= stages["generate"]
