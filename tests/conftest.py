@@ -257,3 +257,24 @@ def wait_for(client) -> Callable[..., dict[str, Any]]:
             time.sleep(0.02)
 
     return _wait
+
+
+@pytest.fixture
+def unpublished_job(session, owner: str) -> Callable[..., Any]:
+    """Make a queued job of the test's owner whose task was never published (as if the API
+    died between its commit and the publish); keyword arguments override its fields."""
+    from storage import jobs
+
+    def make(**fields: Any):
+        values = {
+            "owner": owner,
+            "kind": "noop",
+            "model": "noop",
+            "input": {},
+            "seed": 1,
+            "queue": "unused",
+            **fields,
+        }
+        return jobs.create_job(session, **values)[0]
+
+    return make

@@ -159,20 +159,8 @@ def test_rotation_signs_with_both_secrets_during_overlap(client, auth, receiver,
         Webhook(secret).verify(request.body, request.headers)
 
 
-def test_canceled_queued_job_delivers_completed(client, auth, receiver, session, owner, running):
-    from storage import jobs
-
-    job, _ = jobs.create_job(
-        session,
-        owner=owner,
-        kind="noop",
-        model="noop",
-        input={},
-        seed=1,
-        queue="unused",
-        webhook_url=receiver.url,
-        webhook_events=["completed"],
-    )
+def test_canceled_queued_job_delivers_completed(client, auth, receiver, unpublished_job, running):
+    job = unpublished_job(webhook_url=receiver.url, webhook_events=["completed"])
     client.post(f"/v1/jobs/{job.id}/cancel", headers=auth)
     (delivery,) = wait_deliveries(client, auth, job.id, settled)
     assert delivery["event_type"] == "job.canceled" and delivery["status"] == "succeeded"

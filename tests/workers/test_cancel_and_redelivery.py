@@ -6,7 +6,7 @@ import pytest
 
 from genq.broker import make_celery, publish_job
 from storage import jobs
-from storage.models import Artifact, Job
+from storage.models import Artifact
 
 SLOW = {
     "model": "tiny-sd-slow",
@@ -26,24 +26,10 @@ def drain(client, auth, wait_for) -> None:
     assert wait_for(job["id"], auth)["status"] == "succeeded"
 
 
-def queued_job(session, owner: str) -> Job:
-    """A queued job whose task was never published (as if the API died after the commit)."""
-    job, _ = jobs.create_job(
-        session,
-        owner=owner,
-        kind="noop",
-        model="noop",
-        input={},
-        seed=1,
-        queue="unused",
-    )
-    return job
-
-
 def test_cancel_queued_job_is_immediate_and_final(
-    client, auth, owner, session, settings, celery, worker, wait_for
+    client, auth, unpublished_job, settings, celery, worker, wait_for
 ):
-    job = queued_job(session, owner)
+    job = unpublished_job()
     response = client.post(f"/v1/jobs/{job.id}/cancel", headers=auth)
     assert response.status_code == 202
     assert response.get_json()["status"] == "canceled"
@@ -98,12 +84,12 @@ def test_duplicated_task_changes_nothing(client, auth, settings, celery, worker,
     assert types.count("running") == 1 and types.count("succeeded") == 1
 
 
-def test_only_one_of_concurrent_claims_wins(session, owner, settings):
+def test_only_one_of_concurrent_claims_wins(unpublished_job, settings):
     from concurrent.futures import ThreadPoolExecutor
 
     from storage.db import session_factory
 
-    job = queued_job(session, owner)
+    job = unpublished_job()
 
     def claim(_):
         with session_factory(settings.database_url)() as s:
@@ -114,8 +100,8 @@ def test_only_one_of_concurrent_claims_wins(session, owner, settings):
     assert wins.count(True) == 1
 
 
-def test_stale_attempt_cannot_complete(session, owner):
-    job = queued_job(session, owner)
+def test_stale_attempt_cannot_complete(session, unpublished_job):
+    job = unpublished_job()
     first = jobs.claim(session, job.id, lease_s=-1, max_attempts=3).attempt  # lease over
     second = jobs.claim(session, job.id, lease_s=30, max_attempts=3).attempt
     assert (first, second) == (1, 2)

@@ -24,10 +24,8 @@ def reconcile_task(settings, monkeypatch):
     return tasks.reconcile
 
 
-def make_job(session, owner, **values) -> str:
-    job, _ = jobs.create_job(
-        session, owner=owner, kind="noop", model="noop", input={}, seed=1, queue="unused"
-    )
+def make_job(session, unpublished_job, **values) -> str:
+    job = unpublished_job()
     if values:
         session.execute(update(Job).where(Job.id == job.id).values(**values))
         session.commit()
@@ -39,9 +37,13 @@ def status(session, job_id: str) -> Job:
     return jobs.get_job(session, job_id)
 
 
-def test_expired_lease_returns_job_to_queue(session, owner):
+def test_expired_lease_returns_job_to_queue(session, unpublished_job):
     job_id = make_job(
-        session, owner, status="running", attempt=1, lease_until=utcnow() - timedelta(seconds=5)
+        session,
+        unpublished_job,
+        status="running",
+        attempt=1,
+        lease_until=utcnow() - timedelta(seconds=5),
     )
     result = jobs.reconcile(session, republish_after_s=300, max_attempts=3)
     assert job_id in [j for j, _ in result.republish]
@@ -51,9 +53,13 @@ def test_expired_lease_returns_job_to_queue(session, owner):
     assert last.type == "queued" and last.data["reason"] == "lease_expired"
 
 
-def test_expired_lease_past_attempt_cap_fails(session, owner):
+def test_expired_lease_past_attempt_cap_fails(session, unpublished_job):
     job_id = make_job(
-        session, owner, status="running", attempt=3, lease_until=utcnow() - timedelta(seconds=5)
+        session,
+        unpublished_job,
+        status="running",
+        attempt=3,
+        lease_until=utcnow() - timedelta(seconds=5),
     )
     jobs.reconcile(session, republish_after_s=300, max_attempts=3)
     job = status(session, job_id)
@@ -61,11 +67,15 @@ def test_expired_lease_past_attempt_cap_fails(session, owner):
     assert job.error["code"] == "worker_lost"
 
 
-def test_live_lease_and_fresh_queue_are_left_alone(session, owner):
+def test_live_lease_and_fresh_queue_are_left_alone(session, unpublished_job):
     running = make_job(
-        session, owner, status="running", attempt=1, lease_until=utcnow() + timedelta(seconds=60)
+        session,
+        unpublished_job,
+        status="running",
+        attempt=1,
+        lease_until=utcnow() + timedelta(seconds=60),
     )
-    queued = make_job(session, owner)
+    queued = make_job(session, unpublished_job)
     result = jobs.reconcile(session, republish_after_s=300, max_attempts=3)
     republished = [j for j, _ in result.republish]
     assert running not in republished and queued not in republished
@@ -73,12 +83,10 @@ def test_live_lease_and_fresh_queue_are_left_alone(session, owner):
 
 
 def test_never_published_job_is_republished_and_runs(
-    session, owner, settings, worker, reconcile_task, client, auth, wait_for
+    session, unpublished_job, settings, worker, reconcile_task, auth, wait_for
 ):
     # Committed but never published: the API died between the two.
-    job, _ = jobs.create_job(
-        session, owner=owner, kind="noop", model="noop", input={}, seed=1, queue=settings.queue
-    )
+    job = unpublished_job(queue=settings.queue)
     session.execute(
         update(Job).where(Job.id == job.id).values(enqueued_at=utcnow() - timedelta(hours=1))
     )
