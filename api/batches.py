@@ -20,7 +20,7 @@ from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.input_images import attach_input_image
 from api.jobs import publish
-from api.schemas import FieldErrors, parse_job
+from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import Services, db, services
 from storage import batches, jobs
 from storage.db import utcnow
@@ -29,11 +29,14 @@ from storage.serialize import artifact_json, iso
 
 bp = Blueprint("batches", __name__, url_prefix="/v1/batches")
 
+# Fields a batch may set once for all its requests (a request's own value wins).
+BATCH_DEFAULTS = ("webhook", "webhook_events_filter")
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-lines")
 MAX_REQUESTS = 1000
 
 
-def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None]:
+def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None, dict[str, Any]]:
+    """The requests, the metadata, and batch-wide defaults (``webhook``, its filter)."""
     if request.mimetype in JSONL_TYPES:
         lines, errors = [], []
         for n, line in enumerate(request.get_data(as_text=True).splitlines()):
@@ -45,19 +48,19 @@ def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None]:
                 errors.append({"field": f"requests[{n}]", "message": "is not valid JSON"})
         if errors:
             raise invalid(errors)
-        return lines, None
+        return lines, None, {}
     from api.jobs import json_body
 
     body = json_body()
     if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
         raise invalid([{"field": "requests", "message": "must be a list of job requests"}])
-    unknown = [k for k in body if k not in ("requests", "metadata")]
+    unknown = [k for k in body if k not in ("requests", "metadata", *BATCH_DEFAULTS)]
     if unknown:
         raise invalid([{"field": k, "message": "is not a known field"} for k in unknown])
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise invalid([{"field": "metadata", "message": "must be an object"}])
-    return body["requests"], metadata
+    return body["requests"], metadata, {k: body[k] for k in BATCH_DEFAULTS if k in body}
 
 
 def batch_json(session, batch: Batch) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def batch_json(session, batch: Batch) -> dict[str, Any]:
 def create_batch() -> Response:
     """Submit a batch of jobs: all validated first, then queued together (202)."""
     who, svc = caller(), services()
-    items, metadata = _requests_from_body()
+    items, metadata, defaults = _requests_from_body()
     if not 1 <= len(items) <= MAX_REQUESTS:
         raise invalid([{"field": "requests", "message": f"must hold 1-{MAX_REQUESTS} requests"}])
     session, batch_id, now = db(), jobs.new_job_id(), utcnow()
@@ -95,9 +98,9 @@ def create_batch() -> Response:
         elif custom_id in seen:
             errors.append({"field": f"{prefix}.custom_id", "message": "repeats an earlier one"})
         seen.add(custom_id)
-        job_body = {k: v for k, v in item.items() if k != "custom_id"}
+        job_body = {**defaults, **{k: v for k, v in item.items() if k != "custom_id"}}
         try:
-            spec, resolved, seed = parse_job(job_body, svc.registry)
+            spec, resolved, seed = parse_job(job_body, svc.registry, svc.settings.webhook_allowed)
             job_id = jobs.new_job_id()
             attach_input_image(
                 resolved, owner=who.owner, job_id=job_id, store=svc.store, session=session
@@ -116,6 +119,7 @@ def create_batch() -> Response:
                 queue=svc.settings.queue,
                 batch_id=batch_id,
                 custom_id=custom_id,
+                **webhook_fields(job_body),
                 # Microseconds apart, so listing by creation keeps submission order.
                 now=now + timedelta(microseconds=n),
             )

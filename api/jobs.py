@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.input_images import attach_input_image
-from api.schemas import FieldErrors, parse_job
+from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import db, services
 from genq.broker import kick_webhooks, publish_job
 from storage import jobs
@@ -100,8 +100,7 @@ def create_job() -> Response:
         queue=svc.settings.queue,
         idempotency_key=key,
         request_hash=digest,
-        webhook_url=body.get("webhook") or None,
-        webhook_events=sorted(set(body.get("webhook_events_filter") or ["completed"])),
+        **webhook_fields(body),
     )
     if not created:
         if job.request_hash != digest:

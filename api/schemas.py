@@ -265,6 +265,14 @@ def resolve_text_input(spec: ModelSpec, given: TextInput) -> tuple[dict[str, Any
     return resolved, seed
 
 
+def webhook_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """The job columns of a validated body's webhook subscription."""
+    return {
+        "webhook_url": body.get("webhook") or None,
+        "webhook_events": sorted(set(body.get("webhook_events_filter") or ["completed"])),
+    }
+
+
 class FieldErrors(ValueError):
     def __init__(self, errors: list[dict[str, str]]):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))

@@ -211,3 +211,32 @@ def test_other_owners_cannot_see_or_redeliver(
     assert client.get(f"/v1/jobs/{job['id']}/deliveries", headers=other_auth).status_code == 404
     response = client.post(f"/v1/deliveries/{delivery['id']}/redeliver", headers=other_auth)
     assert response.status_code == 404
+
+
+def test_batch_webhook_applies_to_each_request(client, auth, receiver, running):
+    batch = client.post(
+        "/v1/batches",
+        headers=auth,
+        json={
+            "webhook": receiver.url,
+            "webhook_events_filter": ["completed"],
+            "requests": [{"custom_id": str(i), **NOOP} for i in range(3)],
+        },
+    ).get_json()
+    deadline = time.monotonic() + 30
+    while len(receiver.requests) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    payloads = [json.loads(r.body) for r in receiver.requests]
+    state = client.get(f"/v1/batches/{batch['id']}", headers=auth).get_json()
+    assert sorted(p["type"] for p in payloads) == ["job.succeeded"] * 3, state
+    assert {p["data"]["batch_id"] for p in payloads} == {batch["id"]}
+
+
+def test_batch_webhook_is_checked_at_submit(client, auth):
+    response = client.post(
+        "/v1/batches",
+        headers=auth,
+        json={"webhook": "http://10.1.2.3/hook", "requests": [{"custom_id": "a", **NOOP}]},
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.get_json()["errors"]] == ["requests[0].webhook"]
