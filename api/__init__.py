@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         webhooks,
     )
     from api.errors import register_error_handlers
+    from api.guards import register_guards
     from api.services import Services, close_db
     from genq.broker import make_celery
     from genq.notify import Notifier
@@ -48,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.teardown_appcontext(close_db)
     register_error_handlers(app)
+    register_guards(app)
     blueprints = (jobs, batches, events, completions, webhooks, admin, files, health, openapi)
     for module in blueprints:
         app.register_blueprint(module.bp)

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
+from api.guards import refuse_nul
 from api.input_images import attach_input_image
 from api.jobs import publish
 from api.schemas import FieldErrors, parse_job, webhook_fields
@@ -35,7 +36,7 @@ JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-li
 MAX_REQUESTS = 1000
 
 
-def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None, dict[str, Any]]:
+def _requests_from_body() -> tuple[list[tuple[int, Any]], dict[str, Any] | None, dict[str, Any]]:
     """The requests, the metadata, and batch-wide defaults (``webhook``, its filter)."""
     if request.mimetype in JSONL_TYPES:
         lines, errors = [], []
@@ -43,7 +44,7 @@ def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None, dict[str, A
             if not line.strip():
                 continue
             try:
-                lines.append(json.loads(line))
+                lines.append((n, json.loads(line)))  # numbered as the client counts lines
             except ValueError:
                 errors.append({"field": f"requests[{n}]", "message": "is not valid JSON"})
         if errors:
@@ -60,7 +61,8 @@ def _requests_from_body() -> tuple[list[Any], dict[str, Any] | None, dict[str, A
     metadata = body.get("metadata")
     if metadata is not None and not isinstance(metadata, dict):
         raise invalid([{"field": "metadata", "message": "must be an object"}])
-    return body["requests"], metadata, {k: body[k] for k in BATCH_DEFAULTS if k in body}
+    defaults = {k: body[k] for k in BATCH_DEFAULTS if k in body}
+    return list(enumerate(body["requests"])), metadata, defaults
 
 
 def batch_json(session, batch: Batch) -> dict[str, Any]:
@@ -87,8 +89,9 @@ def create_batch() -> Response:
         raise invalid([{"field": "requests", "message": f"must hold 1-{MAX_REQUESTS} requests"}])
     session, batch_id, now = db(), jobs.new_job_id(), utcnow()
     rows, errors, seen = [], [], set()
-    for n, item in enumerate(items):
+    for n, item in items:
         prefix = f"requests[{n}]"
+        refuse_nul(item, prefix)
         if not isinstance(item, dict):
             errors.append({"field": prefix, "message": "must be an object"})
             continue

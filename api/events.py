@@ -28,7 +28,7 @@ KEEPALIVE_S = 15.0
 
 def _last_event_id() -> int:
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id") or "0"
-    if not (raw.isascii() and raw.isdigit()):
+    if not (raw.isascii() and raw.isdigit() and int(raw) < 2**63):
         raise invalid([{"field": "Last-Event-ID", "message": "must be an event id"}])
     return int(raw)
 

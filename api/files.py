@@ -5,6 +5,8 @@ The URL itself is the capability (like a presigned S3 URL), so no API key is nee
 
 from __future__ import annotations
 
+import mimetypes
+
 from flask import Blueprint, Response, request, send_file
 
 from api.errors import Problem, not_found
@@ -31,4 +33,5 @@ def get_file(key: str) -> Response:
         raise not_found("file") from None
     if not path.is_file():
         raise not_found("file")
-    return send_file(path, mimetype="image/png", max_age=60)
+    mimetype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return send_file(path, mimetype=mimetype, max_age=60)

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
+from api.guards import refuse_nul
 from api.input_images import attach_input_image
 from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import db, services
@@ -50,6 +51,7 @@ def json_body() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         raise invalid([{"field": "body", "message": "is not valid JSON"}])
+    refuse_nul(body, "body")
     return body
 
 

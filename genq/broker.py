@@ -6,11 +6,14 @@ the same mapping. Building it imports Celery only, never torch.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery
 
 from genq.settings import Settings
+
+log = logging.getLogger("genq.broker")
 
 RUN_JOB = "genq.run_job"
 RECONCILE = "genq.reconcile"
@@ -65,8 +68,12 @@ def make_celery(settings: Settings, name: str = "genq") -> Celery:
 
 
 def kick_webhooks(app: Celery) -> None:
-    """Ask the webhook queue to send what is due now (the periodic task would, later)."""
-    app.send_task(DELIVER_WEBHOOKS)
+    """Ask the webhook queue to send what is due now. Best effort: the periodic task sends
+    it anyway, so a broker hiccup here must not fail the caller's committed change."""
+    try:
+        app.send_task(DELIVER_WEBHOOKS)
+    except Exception as exc:
+        log.warning("could not kick the webhook queue: %s", exc)
 
 
 def publish_job(app: Celery, job_id: str, queue: str) -> None:

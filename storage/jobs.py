@@ -473,6 +473,7 @@ class Reconciled:
     republish: list[tuple[str, str]]  # (job id, queue)
     requeued: int = 0
     failed: int = 0
+    canceled: int = 0
 
 
 def reconcile(session: Session, *, republish_after_s: float, max_attempts: int) -> Reconciled:
@@ -488,6 +489,10 @@ def reconcile(session: Session, *, republish_after_s: float, max_attempts: int) 
         )
     )
     for job in expired:
+        if job.cancel_requested:  # its client no longer wants it: no reason to run it again
+            _finish(session, job.id, job.attempt, CANCELED, {"reason": "lease_expired"})
+            result.canceled += 1
+            continue
         if job.attempt >= max_attempts:
             _finish(
                 session,

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from genq import __version__
 from genq.settings import Settings
 from storage.jobs import StoredArtifact
@@ -27,6 +29,8 @@ def with_retries(fn: Callable[[], T], *, tries: int, backoff_s: float, what: str
     for attempt in range(tries):
         try:
             return fn()
+        except SoftTimeLimitExceeded:
+            raise  # the job's time is up: that is a timeout, not a storage failure
         except Exception as exc:  # minio raises urllib3, socket and S3 errors alike
             if attempt == tries - 1:
                 raise StorageUnavailable(f"{what} failed after {tries} tries: {exc}") from exc

@@ -105,6 +105,7 @@ class JobRun:
             phase=phase,
             lease_s=self.settings.lease_s,
             extra={"text": text} if text is not None else None,
+            progress_webhook_interval_s=self.settings.webhook_progress_interval_s,
         )
         if self.canceled:
             raise JobCanceled(self.job.id)
@@ -177,10 +178,7 @@ def execute_job(job_id: str, settings: Settings) -> str:
 def _kick_webhooks() -> None:
     from workers.celery import app
 
-    try:
-        kick_webhooks(app)
-    except Exception as exc:  # the periodic task sends it anyway
-        log.warning("could not kick the webhook queue: %s", exc)
+    kick_webhooks(app)
 
 
 def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:

@@ -26,16 +26,17 @@ from storage.serialize import event_payload
 log = logging.getLogger("genq.webhooks")
 
 
-def deliver_due(settings: Settings, *, limit: int = 50) -> int:
-    """Send every delivery that is due now; returns how many attempts were made."""
+def deliver_due(settings: Settings) -> int:
+    """Send every delivery that is due now; returns how many attempts were made.
+
+    Deliveries are claimed one at a time: a claim lasts one attempt's timeout plus slack, so
+    a claim taken long before its send could lapse and let another sender post it too.
+    """
     made = 0
     with session_factory(settings.database_url)() as session:
-        while batch := webhooks.take_due(
-            session, limit=limit, lease_s=settings.webhook_timeout_s + 30
-        ):
-            for delivery in batch:
-                deliver_one(session, delivery, settings)
-                made += 1
+        while batch := webhooks.take_due(session, limit=1, lease_s=settings.webhook_timeout_s + 30):
+            deliver_one(session, batch[0], settings)
+            made += 1
     return made
 
 

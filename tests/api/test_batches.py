@@ -90,3 +90,21 @@ def test_batches_are_private(client, auth, other_auth):
     for path in (f"/v1/batches/{batch['id']}", f"/v1/batches/{batch['id']}/results"):
         assert client.get(path, headers=other_auth).status_code == 404
     assert client.post(f"/v1/batches/{batch['id']}/cancel", headers=other_auth).status_code == 404
+
+
+def test_jsonl_errors_name_the_clients_line_numbers(client, auth):
+    lines = [
+        json.dumps({"custom_id": "a", **NOOP}),
+        "",
+        json.dumps({"custom_id": "b", "model": "tiny-sd", "input": {"prompt": "x", "width": 7}}),
+        "{not json",
+    ]
+    response = client.post(
+        "/v1/batches", headers=auth, data="\n".join(lines), content_type="application/jsonl"
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in response.get_json()["errors"]] == ["requests[3]"]
+    response = client.post(
+        "/v1/batches", headers=auth, data="\n".join(lines[:3]), content_type="application/jsonl"
+    )
+    assert [e["field"] for e in response.get_json()["errors"]] == ["requests[2].input.width"]

@@ -224,3 +224,35 @@ def test_list_reports_status_and_limit_together(client, auth):
 def test_list_with_unicode_digit_limit_is_422(client, auth):
     problem = assert_problem(client.get("/v1/jobs?limit=%C2%B2", headers=auth), 422)
     assert fields_of(problem) == ["limit"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        (
+            "post",
+            "/v1/jobs",
+            {"json": {"model": "noop", "input": {"prompt": "a\x00b"}}},
+            "body.input.prompt",
+        ),
+        (
+            "post",
+            "/v1/jobs",
+            {"json": {"model": "noop"}, "headers": {"Idempotency-Key": "a\x00"}},
+            "Idempotency-Key",
+        ),
+        ("get", "/v1/jobs?model=a%00b", {}, "model"),
+        ("get", "/v1/jobs/a%00b", {}, "path"),
+    ],
+)
+def test_nul_characters_are_refused_not_500(client, auth, method, path, kwargs, field):
+    headers = {**auth, **kwargs.pop("headers", {})}
+    response = getattr(client, method)(path, headers=headers, **kwargs)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.get_json()["errors"]] == [field]
+
+
+def test_event_id_beyond_bigint_is_refused(client, auth):
+    job = client.post("/v1/jobs", json={"model": "noop"}, headers=auth).get_json()
+    response = client.get(f"/v1/jobs/{job['id']}/events?last_event_id=" + "9" * 25, headers=auth)
+    assert response.status_code == 422

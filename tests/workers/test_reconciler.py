@@ -94,3 +94,17 @@ def test_never_published_job_is_republished_and_runs(
     counts = reconcile_task.apply().get()
     assert counts["republished"] >= 1
     assert wait_for(job.id, auth)["status"] == "succeeded"
+
+
+def test_expired_lease_of_a_canceled_job_finishes_it(session, unpublished_job):
+    job_id = make_job(
+        session,
+        unpublished_job,
+        status="running",
+        attempt=1,
+        cancel_requested=True,
+        lease_until=utcnow() - timedelta(seconds=5),
+    )
+    result = jobs.reconcile(session, republish_after_s=300, max_attempts=3)
+    assert job_id not in [j for j, _ in result.republish]
+    assert status(session, job_id).status == "canceled"
