@@ -280,6 +280,18 @@ def report_progress(
     return bool(row.cancel_requested)
 
 
+def extend_lease(session: Session, job_id: str, attempt: int, *, lease_s: float) -> bool:
+    """Keep this attempt's lease alive; False once the job is no longer this attempt's."""
+    row = session.execute(
+        update(_jobs)
+        .where(_jobs.c.id == job_id, _jobs.c.status == RUNNING, _jobs.c.attempt == attempt)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_s))
+        .returning(_jobs.c.id)
+    ).one_or_none()
+    session.commit()
+    return row is not None
+
+
 @dataclass(frozen=True)
 class StoredArtifact:
     n: int

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -166,7 +168,8 @@ def execute_job(job_id: str, settings: Settings) -> str:
         if job.webhook_url:
             _kick_webhooks()  # the start event's delivery, if subscribed
         runs = [JobRun(session, job, settings)]
-        outcomes = _guarded(runs, lambda: _run(runs, settings))
+        with lease_kept(settings, job.id, job.attempt):
+            outcomes = _guarded(runs, lambda: _run(runs, settings))
     for run, outcome in zip(runs, outcomes, strict=True):
         if outcome in TERMINAL:
             _notifier(settings.broker_url).job_finished(run.job.id, outcome)
@@ -179,6 +182,28 @@ def _kick_webhooks() -> None:
     from workers.celery import app
 
     kick_webhooks(app)
+
+
+@contextmanager
+def lease_kept(settings: Settings, job_id: str, attempt: int) -> Iterator[None]:
+    """Renew the lease from a side thread while the job runs: a cold model load or a first
+    compiled step may outlast a lease that only progress reports would renew. A hung process
+    is still caught: Celery's hard time limit kills it, and then its lease runs out."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        with session_factory(settings.database_url)() as session:
+            while not stop.wait(settings.lease_s / 3):
+                if not jobs.extend_lease(session, job_id, attempt, lease_s=settings.lease_s):
+                    return
+
+    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:

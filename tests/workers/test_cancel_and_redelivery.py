@@ -109,3 +109,20 @@ def test_stale_attempt_cannot_complete(session, unpublished_job):
     with pytest.raises(jobs.LeaseLost):
         jobs.report_progress(session, job.id, 1, step=1, total_steps=2, phase="x", lease_s=30)
     assert jobs.complete(session, job.id, 2, output={}, metrics={}, progress={}, artifacts=[])
+
+
+def test_lease_is_kept_while_a_slow_step_runs(session, unpublished_job, settings):
+    """A load or step longer than the lease does not let the reconciler take the job."""
+    import time
+    from dataclasses import replace
+
+    from storage.db import as_utc, utcnow
+    from workers.job import lease_kept
+
+    quick = replace(settings, lease_s=0.3)
+    job = unpublished_job()
+    claimed = jobs.claim(session, job.id, lease_s=quick.lease_s, max_attempts=3)
+    with lease_kept(quick, job.id, claimed.attempt):
+        time.sleep(1.0)  # three leases long
+        session.expire_all()
+        assert as_utc(jobs.get_job(session, job.id).lease_until) > utcnow()
