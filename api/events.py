@@ -24,6 +24,7 @@ bp = Blueprint("events", __name__)
 
 POLL_S = 0.1
 KEEPALIVE_S = 15.0
+STREAM_MAX_S = 300.0
 
 
 def _last_event_id() -> int:
@@ -37,9 +38,12 @@ def sse(event_id: int, event: str, data: dict) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def follow(svc: Services, job_id: str, after: int) -> Iterator[tuple[JobEvent, Job] | None]:
+def follow(
+    svc: Services, job_id: str, after: int, max_s: float | None = None
+) -> Iterator[tuple[JobEvent, Job] | None]:
     """Yield (event, job) for each new event until the job's last one, and None as a
     keep-alive when nothing happened for a while. Its own session outlives the request's."""
+    deadline = time.monotonic() + max_s if max_s else None
     with svc.sessions() as session:
         quiet_since = time.monotonic()
         while True:
@@ -53,7 +57,7 @@ def follow(svc: Services, job_id: str, after: int) -> Iterator[tuple[JobEvent, J
                 after = event.id
                 quiet_since = time.monotonic()
             session.rollback()  # end the snapshot, so the next poll sees new rows
-            if finished:
+            if finished or (deadline and time.monotonic() > deadline):
                 return
             if time.monotonic() - quiet_since > KEEPALIVE_S:
                 yield None
@@ -64,7 +68,9 @@ def follow(svc: Services, job_id: str, after: int) -> Iterator[tuple[JobEvent, J
 def stream_job_events(svc: Services, job_id: str, after: int) -> Iterator[str]:
     yield "retry: 1000\n\n"
     artifacts = None  # read once, and again when the job finishes (they appear then)
-    for item in follow(svc, job_id, after):
+    # Capped, so a few idle watchers cannot hold the API's threads forever; EventSource
+    # reconnects by itself (retry: 1000) and resumes with Last-Event-ID.
+    for item in follow(svc, job_id, after, STREAM_MAX_S):
         if item is None:
             yield ": keep-alive\n\n"
             continue
