@@ -19,7 +19,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.guards import refuse_nul
-from api.input_images import attach_input_image
+from api.input_images import check_input_image, store_input_image
 from api.jobs import publish
 from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import Services, db, services
@@ -89,6 +89,7 @@ def create_batch() -> Response:
         raise invalid([{"field": "requests", "message": f"must hold 1-{MAX_REQUESTS} requests"}])
     session, batch_id, now = db(), jobs.new_job_id(), utcnow()
     rows, errors, seen = [], [], set()
+    images: dict[str, bytes | str | None] = {}
     for n, item in items:
         prefix = f"requests[{n}]"
         refuse_nul(item, prefix)
@@ -105,8 +106,8 @@ def create_batch() -> Response:
         try:
             spec, resolved, seed = parse_job(job_body, svc.registry, svc.settings.webhook_allowed)
             job_id = jobs.new_job_id()
-            attach_input_image(
-                resolved, owner=who.owner, job_id=job_id, store=svc.store, session=session
+            images[job_id] = check_input_image(
+                resolved, owner=who.owner, store=svc.store, session=session
             )
         except FieldErrors as exc:
             errors += [{**e, "field": f"{prefix}.{e['field']}"} for e in exc.errors]
@@ -129,6 +130,10 @@ def create_batch() -> Response:
         )
     if errors:
         raise invalid(errors)
+    for row in rows:  # only now that every line is valid: nothing is stored for a refusal
+        store_input_image(
+            row["input"], images[row["id"]], owner=who.owner, job_id=row["id"], store=svc.store
+        )
     batch = batches.create_batch(session, who.owner, batch_id, rows, metadata)
     for row in rows:
         publish(row["id"], row["queue"])

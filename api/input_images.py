@@ -49,22 +49,47 @@ def decode_upload(data: str) -> bytes:
         raise _error("image", "is not a readable image") from None
 
 
+def check_input_image(
+    resolved: dict[str, Any], *, owner: str, store: ObjectStore, session: Session
+) -> bytes | str | None:
+    """Validate the input image without storing anything: PNG bytes for an upload, the key
+    for an artifact URL, None without an input image. Removes the raw fields."""
+    upload, url = resolved.pop("image", None), resolved.pop("image_url", None)
+    if upload is not None:
+        return decode_upload(upload)
+    if url is None:
+        return None
+    key = store.key_for_url(url)
+    owned = (
+        key is not None
+        and key.startswith(f"{owner}/")
+        and session.scalar(select(Artifact.id).where(Artifact.key == key))
+    )
+    if not owned:
+        raise _error("image_url", "is not the URL of one of your genq artifacts")
+    return key
+
+
+def store_input_image(
+    resolved: dict[str, Any],
+    checked: bytes | str | None,
+    *,
+    owner: str,
+    job_id: str,
+    store: ObjectStore,
+) -> None:
+    """Record the checked input image as ``image_key``, uploading an upload beside the job."""
+    if isinstance(checked, bytes):
+        key = f"{owner}/{job_id}/input.png"
+        store.put(key, checked, "image/png")
+        resolved["image_key"] = key
+    elif checked is not None:
+        resolved["image_key"] = checked
+
+
 def attach_input_image(
     resolved: dict[str, Any], *, owner: str, job_id: str, store: ObjectStore, session: Session
 ) -> None:
-    """Replace ``image``/``image_url`` in a resolved input with the stored ``image_key``."""
-    upload, url = resolved.pop("image", None), resolved.pop("image_url", None)
-    if upload is not None:
-        key = f"{owner}/{job_id}/input.png"
-        store.put(key, decode_upload(upload), "image/png")
-        resolved["image_key"] = key
-    elif url is not None:
-        key = store.key_for_url(url)
-        owned = (
-            key is not None
-            and key.startswith(f"{owner}/")
-            and session.scalar(select(Artifact.id).where(Artifact.key == key))
-        )
-        if not owned:
-            raise _error("image_url", "is not the URL of one of your genq artifacts")
-        resolved["image_key"] = key
+    """Check and store the input image of one job."""
+    checked = check_input_image(resolved, owner=owner, store=store, session=session)
+    store_input_image(resolved, checked, owner=owner, job_id=job_id, store=store)

@@ -69,6 +69,19 @@ def publish(job_id: str, queue: str) -> None:
         current_app.logger.exception("publishing job %s failed; the reconciler will", job_id)
 
 
+def _replayed(job: Job, digest: str) -> Response:
+    """The earlier job of a reused Idempotency-Key, if the body is the same."""
+    if job.request_hash != digest:
+        raise Problem(
+            422,
+            "Idempotency key reused",
+            "this Idempotency-Key was used with a different request body",
+            kind="idempotency-mismatch",
+            errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+        )
+    return _render(job, 200, {"Idempotent-Replayed": "true"})
+
+
 @bp.post("")
 def create_job() -> Response:
     """Submit a job: 202 with the job, or the finished job under ``Prefer: wait=N``."""
@@ -84,6 +97,11 @@ def create_job() -> Response:
         raise invalid([{"field": "Idempotency-Key", "message": "must be 1-255 characters"}])
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     session = db()
+    if key is not None and "image" in resolved:
+        # A replay must not upload its input image again (the insert would then be refused).
+        earlier = jobs.by_idempotency_key(session, who.owner, key)
+        if earlier is not None:
+            return _replayed(earlier, digest)
     job_id = jobs.new_job_id()
     try:
         attach_input_image(
@@ -105,15 +123,7 @@ def create_job() -> Response:
         **webhook_fields(body),
     )
     if not created:
-        if job.request_hash != digest:
-            raise Problem(
-                422,
-                "Idempotency key reused",
-                "this Idempotency-Key was used with a different request body",
-                kind="idempotency-mismatch",
-                errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
-            )
-        return _render(job, 200, {"Idempotent-Replayed": "true"})
+        return _replayed(job, digest)
     wait = _wait_seconds()
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if wait <= 0:

@@ -175,10 +175,7 @@ def create_job(session: Session, **fields: Any) -> tuple[Job, bool]:
         session.rollback()
         if idempotency_key is None:
             raise
-        existing = session.scalars(
-            select(Job).where(Job.owner == owner, Job.idempotency_key == idempotency_key)
-        ).one()
-        return existing, False
+        return by_idempotency_key(session, owner, idempotency_key), False
     # A transient object with the inserted values: rendering it needs no second query.
     return Job(
         **values,
@@ -414,6 +411,12 @@ def request_cancel(session: Session, job_id: str, owner: str) -> Job | None:
 # --- reads --------------------------------------------------------------------------------
 
 
+def by_idempotency_key(session: Session, owner: str, key: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.owner == owner, Job.idempotency_key == key)
+    ).one_or_none()
+
+
 def get_job(session: Session, job_id: str, owner: str | None = None) -> Job | None:
     query = select(Job).where(Job.id == job_id)
     if owner is not None:
@@ -529,14 +532,28 @@ def reconcile(session: Session, *, republish_after_s: float, max_attempts: int) 
             _event(session, job.id, QUEUED, {"status": QUEUED, "reason": "lease_expired"}, now)
             result.requeued += 1
             result.republish.append((job.id, job.queue))
+    # A queued job may just be waiting behind a long backlog, its task still in the broker:
+    # republish it only once it has waited longer than it had already waited when last
+    # published, so the gaps double (5 min, 10, 20, ...) and a backlog is not multiplied.
     stale = now - timedelta(seconds=republish_after_s)
-    rows = session.execute(
-        update(Job)
-        .where(Job.status == QUEUED, Job.enqueued_at < stale)
-        .values(enqueued_at=now)
-        .returning(Job.id, Job.queue)
+    candidates = session.execute(
+        select(Job.id, Job.created_at, Job.enqueued_at).where(
+            Job.status == QUEUED, Job.enqueued_at < stale
+        )
     ).all()
-    result.republish.extend((r[0], r[1]) for r in rows)
+    due = [
+        r.id
+        for r in candidates
+        if now - as_utc(r.enqueued_at) > as_utc(r.enqueued_at) - as_utc(r.created_at)
+    ]
+    if due:
+        rows = session.execute(
+            update(Job)
+            .where(Job.id.in_(due), Job.status == QUEUED)
+            .values(enqueued_at=now)
+            .returning(Job.id, Job.queue)
+        ).all()
+        result.republish.extend((r[0], r[1]) for r in rows)
     session.commit()
     return result
 

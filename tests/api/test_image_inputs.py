@@ -72,3 +72,38 @@ def test_artifact_url_of_another_owner_is_refused(client, auth, other_auth, work
     assert mine.get_json()["input"]["image_key"].endswith(f"{job['id']}/0.png")
     theirs = client.post("/v1/jobs", headers=other_auth, json=body(image_url=url))
     assert fields(theirs) == ["input.image_url"]
+
+
+def test_idempotent_replay_uploads_nothing_new(client, auth, owner, settings):
+    from storage.objects import make_store
+
+    store = make_store(settings)
+    request_body = body(image=png_b64(), strength=0.5)
+    first = client.post(
+        "/v1/jobs", headers={**auth, "Idempotency-Key": "img-1"}, json=request_body
+    ).get_json()
+    again = client.post("/v1/jobs", headers={**auth, "Idempotency-Key": "img-1"}, json=request_body)
+    assert again.status_code == 200 and again.get_json()["id"] == first["id"]
+    keys = [
+        o.object_name
+        for o in store.client.list_objects(store.bucket, prefix=f"{owner}/", recursive=True)
+    ]
+    assert keys == [f"{owner}/{first['id']}/input.png"]
+
+
+def test_refused_batch_stores_no_input_images(client, auth, owner, settings):
+    from storage.objects import make_store
+
+    store = make_store(settings)
+    response = client.post(
+        "/v1/batches",
+        headers=auth,
+        json={
+            "requests": [
+                {"custom_id": "a", **body(image=png_b64(), strength=0.5)},
+                {"custom_id": "b", **body(width=7)},
+            ]
+        },
+    )
+    assert response.status_code == 422
+    assert list(store.client.list_objects(store.bucket, prefix=f"{owner}/")) == []

@@ -108,3 +108,26 @@ def test_expired_lease_of_a_canceled_job_finishes_it(session, unpublished_job):
     result = jobs.reconcile(session, republish_after_s=300, max_attempts=3)
     assert job_id not in [j for j, _ in result.republish]
     assert status(session, job_id).status == "canceled"
+
+
+def test_republishing_backs_off_for_a_long_backlog(session, unpublished_job):
+    now = utcnow()
+    # Published an hour ago and never since: republished.
+    lost = make_job(
+        session,
+        unpublished_job,
+        created_at=now - timedelta(hours=1),
+        enqueued_at=now - timedelta(hours=1),
+    )
+    # Created an hour ago, republished ten minutes ago: it waited 50 minutes before that,
+    # so it is left alone until it has waited 50 minutes again.
+    waiting = make_job(
+        session,
+        unpublished_job,
+        created_at=now - timedelta(hours=1),
+        enqueued_at=now - timedelta(minutes=10),
+    )
+    republished = [
+        j for j, _ in jobs.reconcile(session, republish_after_s=300, max_attempts=3).republish
+    ]
+    assert lost in republished and waiting not in republished
