@@ -184,26 +184,59 @@ def _kick_webhooks() -> None:
     kick_webhooks(app)
 
 
+class _LeaseKeeper:
+    """One side thread per worker process renewing the leases of the jobs it runs.
+
+    A cold model load or a first compiled step may outlast a lease that only progress
+    reports would renew. Registering a job is a dict update, so short jobs pay nothing for
+    it. A hung process is still caught: Celery's hard time limit kills it, then its leases
+    run out.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, tuple[Settings, int]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, settings: Settings, job_id: str, attempt: int) -> None:
+        with self._lock:
+            self._jobs[job_id] = (settings, attempt)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="genq-leases", daemon=True)
+                self._thread.start()
+
+    def remove(self, job_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(job_id, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                held = list(self._jobs.items())
+            shortest = min((settings.lease_s for _, (settings, _) in held), default=30.0)
+            time.sleep(shortest / 3)
+            for job_id, (settings, attempt) in held:
+                with self._lock:
+                    if job_id not in self._jobs:
+                        continue  # it finished while we slept
+                try:
+                    with session_factory(settings.database_url)() as session:
+                        jobs.extend_lease(session, job_id, attempt, lease_s=settings.lease_s)
+                except Exception as exc:  # the next round tries again
+                    log.warning("could not renew the lease of job %s: %s", job_id, exc)
+
+
+_leases = _LeaseKeeper()
+
+
 @contextmanager
 def lease_kept(settings: Settings, job_id: str, attempt: int) -> Iterator[None]:
-    """Renew the lease from a side thread while the job runs: a cold model load or a first
-    compiled step may outlast a lease that only progress reports would renew. A hung process
-    is still caught: Celery's hard time limit kills it, and then its lease runs out."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        with session_factory(settings.database_url)() as session:
-            while not stop.wait(settings.lease_s / 3):
-                if not jobs.extend_lease(session, job_id, attempt, lease_s=settings.lease_s):
-                    return
-
-    thread = threading.Thread(target=beat, name=f"lease-{job_id}", daemon=True)
-    thread.start()
+    """Keep this attempt's lease alive while the block runs (see :class:`_LeaseKeeper`)."""
+    _leases.add(settings, job_id, attempt)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=5)
+        _leases.remove(job_id)
 
 
 def _guarded(runs: list[JobRun], body: Callable[[], list[str]]) -> list[str]:
