@@ -20,7 +20,7 @@ from api.auth import caller
 from api.errors import Problem, invalid, not_found
 from api.guards import refuse_nul
 from api.input_images import check_input_image, store_input_image
-from api.jobs import publish
+from api.jobs import job_fields, publish
 from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import Services, db, services
 from storage import batches, jobs
@@ -115,12 +115,7 @@ def create_batch() -> Response:
         rows.append(
             jobs.job_values(
                 job_id=job_id,
-                owner=who.owner,
-                kind=spec.kind,
-                model=spec.name,
-                input=resolved,
-                seed=seed,
-                queue=svc.settings.queue,
+                **job_fields(who.owner, spec, resolved, seed),
                 batch_id=batch_id,
                 custom_id=custom_id,
                 **webhook_fields(job_body),

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify
 from api.auth import caller
 from api.errors import Problem, invalid
 from api.events import follow
-from api.jobs import json_body, publish
+from api.jobs import job_fields, json_body, publish
 from api.schemas import FieldErrors, parse_job
 from api.services import Services, db, services
 from pipelines.registry import ModelSpec
@@ -143,15 +143,7 @@ def _complete(chat: bool) -> Response:
     except FieldErrors as exc:
         raise invalid(_openai_fields(exc.errors)) from None
     session = db()
-    job, _ = jobs.create_job(
-        session,
-        owner=who.owner,
-        kind=spec.kind,
-        model=spec.name,
-        input=resolved,
-        seed=seed,
-        queue=svc.settings.queue,
-    )
+    job, _ = jobs.create_job(session, **job_fields(who.owner, spec, resolved, seed))
     if body.get("stream"):
         publish(job.id, job.queue)
         return Response(

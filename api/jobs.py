@@ -19,6 +19,7 @@ from api.input_images import attach_input_image
 from api.schemas import FieldErrors, parse_job, webhook_fields
 from api.services import db, services
 from genq.broker import kick_webhooks, publish_job
+from pipelines.registry import ModelSpec
 from storage import jobs
 from storage.db import as_utc
 from storage.models import STATUSES, TERMINAL, Job
@@ -60,6 +61,18 @@ def _wait_seconds() -> float:
     if not match:
         return 0.0
     return min(float(match.group(1)), services().settings.max_wait_s)
+
+
+def job_fields(owner: str, spec: ModelSpec, resolved: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The columns every new job takes from a validated request (jobs, batches, completions)."""
+    return {
+        "owner": owner,
+        "kind": spec.kind,
+        "model": spec.name,
+        "input": resolved,
+        "seed": seed,
+        "queue": services().settings.queue,
+    }
 
 
 def publish(job_id: str, queue: str) -> None:
@@ -112,12 +125,7 @@ def create_job() -> Response:
     job, created = jobs.create_job(
         session,
         job_id=job_id,
-        owner=who.owner,
-        kind=spec.kind,
-        model=spec.name,
-        input=resolved,
-        seed=seed,
-        queue=svc.settings.queue,
+        **job_fields(who.owner, spec, resolved, seed),
         idempotency_key=key,
         request_hash=digest,
         **webhook_fields(body),
